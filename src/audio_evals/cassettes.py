@@ -1,0 +1,352 @@
+"""vcrpy cassettes for audio extraction: audio replaced by its digest, indexed matching, no secrets."""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import functools
+import hashlib
+import json
+import os
+import re
+import tempfile
+import time
+from collections import defaultdict
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from email.parser import BytesParser
+from email.policy import HTTP
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit, urlunsplit
+
+import vcr
+import yaml
+from vcr.cassette import Cassette
+from vcr.errors import CannotOverwriteExistingCassetteException
+from vcr.record_mode import RecordMode
+
+from . import __version__
+
+CASSETTE_FORMAT = 1
+RECORD_MODES = ("none", "once", "new_episodes", "all", "rewrite")
+DIGEST_PREFIX = "sha256:"
+LATENCY_HEADER = "x-audio-evals-latency-ms"
+# Request headers are kept by allow-list: nothing else (keys, org/project ids, cookies) is written.
+KEPT_REQUEST_HEADERS = frozenset({"content-type"})
+DROPPED_RESPONSE_HEADERS = frozenset(
+    {"set-cookie", "cookie", "openai-organization", "openai-project", "authorization", "api-key"}
+)
+# Retried failures are not answers: recording them would replay a 429 where the live run recovered.
+UNRECORDED_STATUSES = frozenset({408, 409, 429, 500, 502, 503, 504})
+_DATA_URI = re.compile(r"^data:audio/[A-Za-z0-9.+-]+;base64,", re.ASCII)
+_LOOPBACK = {"127.0.0.1", "localhost", "::1", "[::1]"}
+
+__all__ = [
+    "CASSETTE_FORMAT",
+    "RECORD_MODES",
+    "CassetteFormatError",
+    "CannotOverwriteExistingCassetteException",
+    "IndexedCassette",
+    "cassette_path",
+    "match_key",
+    "normalise_body",
+    "open_cassette",
+    "read_interactions",
+]
+
+
+class CassetteFormatError(ValueError):
+    """A cassette file that this harness cannot read."""
+
+
+def digest(data: bytes | str) -> str:
+    """The `sha256:<hex>` digest that stands for an audio payload in cassettes."""
+    raw = data.encode("ascii") if isinstance(data, str) else data
+    return DIGEST_PREFIX + hashlib.sha256(raw).hexdigest()
+
+
+def _replace_audio(node: Any) -> Any:
+    if isinstance(node, dict):
+        out = {}
+        for key, value in node.items():
+            if (
+                key == "input_audio"
+                and isinstance(value, dict)
+                and isinstance(value.get("data"), str)
+            ):
+                data = value["data"]
+                value = {**value, "data": data if data.startswith(DIGEST_PREFIX) else digest(data)}
+            out[key] = _replace_audio(value)
+        return out
+    if isinstance(node, list):
+        return [_replace_audio(v) for v in node]
+    if isinstance(node, str) and _DATA_URI.match(node):
+        head, _, payload = node.partition(",")
+        return f"{head},{digest(payload)}"
+    return node
+
+
+def _canonical(obj: Any) -> bytes:
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def _normalise_multipart(body: bytes, content_type: str) -> bytes:
+    message = BytesParser(policy=HTTP).parsebytes(
+        b"Content-Type: " + content_type.encode("latin-1") + b"\r\n\r\n" + body
+    )
+    fields: dict[str, Any] = {}
+    for part in message.iter_parts():
+        name = part.get_param("name", header="content-disposition") or ""
+        payload = part.get_payload(decode=True) or b""
+        filename = part.get_filename()
+        if filename is not None:
+            fields[name] = {
+                "filename": filename,
+                "content_type": part.get_content_type(),
+                "bytes": len(payload),
+                "data": digest(payload),
+            }
+        else:
+            fields[name] = payload.decode("utf-8", "replace")
+    return _canonical({"multipart/form-data": fields})
+
+
+@functools.lru_cache(maxsize=8)
+def normalise_body(body: bytes | None, content_type: str = "") -> bytes | None:
+    """The request body as stored and matched: audio payloads become digests, JSON is canonical."""
+    if not body:
+        return body
+    try:
+        parsed = json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        if content_type.startswith("multipart/form-data"):
+            return _normalise_multipart(body, content_type)
+        return body
+    return _canonical(_replace_audio(parsed))
+
+
+def _content_type(request: Any) -> str:
+    return str(request.headers.get("content-type", "") or "")
+
+
+def _canonical_uri(uri: str) -> str:
+    parts = urlsplit(uri)
+    host = parts.hostname or ""
+    netloc = "localhost" if host in _LOOPBACK else parts.netloc
+    query = "&".join(f"{k}={v}" for k, v in sorted(parse_qsl(parts.query)))
+    return urlunsplit((parts.scheme, netloc, parts.path.rstrip("/"), query, ""))
+
+
+def filter_request(request: Any) -> Any:
+    """The request as it may be written: canonical URI, allow-listed headers, audio digested."""
+    request.uri = _canonical_uri(request.uri)
+    content_type = _content_type(request)
+    for name in list(request.headers):
+        if name.lower() not in KEPT_REQUEST_HEADERS:
+            del request.headers[name]
+    body = request.body
+    if isinstance(body, bytes | bytearray) and body:
+        normalised = normalise_body(bytes(body), content_type)
+        if content_type.startswith("multipart/form-data"):
+            request.headers["content-type"] = "multipart/form-data"
+        request.body = normalised
+    return request
+
+
+def filter_response(response: dict[str, Any]) -> dict[str, Any] | None:
+    """The response as it may be written: no cookies or account ids; retried failures dropped."""
+    if response.get("status", {}).get("code") in UNRECORDED_STATUSES:
+        return None
+    headers = response.get("headers", {})
+    response["headers"] = {
+        k: v for k, v in headers.items() if k.lower() not in DROPPED_RESPONSE_HEADERS
+    }
+    return response
+
+
+def match_key(request: Any) -> tuple[str, str, str]:
+    """What decides an answer: method, path (with query) and the digest of the normalised body."""
+    parts = urlsplit(_canonical_uri(request.uri))
+    body = request.body if isinstance(request.body, bytes) else (request.body or b"")
+    normalised = normalise_body(bytes(body), _content_type(request)) if body else b""
+    path = parts.path + (f"?{parts.query}" if parts.query else "")
+    return request.method.upper(), path, hashlib.sha256(normalised or b"").hexdigest()
+
+
+def _method(r1: Any, r2: Any) -> None:
+    assert r1.method.upper() == r2.method.upper(), f"{r1.method} != {r2.method}"
+
+
+def _path(r1: Any, r2: Any) -> None:
+    assert match_key(r1)[1] == match_key(r2)[1], "path differs"
+
+
+def _body(r1: Any, r2: Any) -> None:
+    assert match_key(r1)[2] == match_key(r2)[2], (
+        "body differs (prompt, model, schema, audio or params)"
+    )
+
+
+MATCHERS = (_method, _path, _body)
+
+
+class AtomicPersister:
+    """Loads cassettes with clear errors and saves them by temp file + rename."""
+
+    @classmethod
+    def load_cassette(
+        cls, cassette_path: str | os.PathLike[str], serializer: Any
+    ) -> tuple[Any, ...]:
+        """Read a cassette file into (requests, responses, metadata)."""
+        from vcr.persisters.filesystem import CassetteNotFoundError
+        from vcr.serialize import deserialize
+
+        path = Path(cassette_path)
+        if not path.is_file():
+            raise CassetteNotFoundError()
+        text = path.read_text(encoding="utf-8")
+        if not text.strip():
+            raise CassetteNotFoundError()
+        try:
+            return deserialize(text, serializer)
+        except (yaml.YAMLError, ValueError, KeyError, TypeError) as exc:
+            raise CassetteFormatError(f"{path}: not a readable cassette ({exc})") from None
+
+    @staticmethod
+    def save_cassette(
+        cassette_path: str | os.PathLike[str], cassette_dict: Mapping[str, Any], serializer: Any
+    ) -> None:
+        """Write a cassette atomically: a reader sees the old file or the new one, never half of one."""
+        from vcr.serialize import serialize
+
+        data = serialize(cassette_dict, serializer)
+        path = Path(cassette_path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                fh.write(data)
+                fh.flush()
+                os.fsync(fh.fileno())
+            umask = os.umask(0)
+            os.umask(umask)
+            os.chmod(tmp, 0o666 & ~umask)
+            os.replace(tmp, path)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise
+
+
+class IndexedCassette(Cassette):
+    """A vcrpy cassette with a hash index on `match_key`, so replay is O(1) per request."""
+
+    skip_load: bool = False
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self._index: dict[tuple[str, str, str], list[int]] = defaultdict(list)
+        self._started: dict[int, tuple[Any, float]] = {}
+        super().__init__(*args, **kwargs)
+
+    def _load(self) -> None:
+        if self.skip_load:
+            return
+        super()._load()
+        meta = self._metadata.get("audio_evals") if isinstance(self._metadata, dict) else None
+        if self.data and (not isinstance(meta, dict) or meta.get("format") != CASSETTE_FORMAT):
+            found = meta.get("format") if isinstance(meta, dict) else "none"
+            raise CassetteFormatError(
+                f"{self._path}: cassette format {found} is not format {CASSETTE_FORMAT} of "
+                f"audio-evals {__version__}; re-record it with --record-mode=rewrite"
+            )
+
+    def append(self, request: Any, response: Any) -> None:
+        """Add an interaction, index it and, when it was just recorded, store its latency."""
+        before = len(self.data)
+        started = self._started.pop(id(request), None)
+        super().append(request, response)
+        if len(self.data) == before:
+            return
+        stored_request, stored_response = self.data[before]
+        self._index[match_key(stored_request)].append(before)
+        if started is not None and started[0] is request:
+            elapsed_ms = (time.perf_counter() - started[1]) * 1000.0
+            stored_response.setdefault("headers", {})[LATENCY_HEADER] = [f"{elapsed_ms:.1f}"]
+        self._metadata["audio_evals"] = {"format": CASSETTE_FORMAT, "harness_version": __version__}
+
+    def _responses(self, request: Any) -> Iterator[tuple[int, Any]]:
+        for index in self._index.get(match_key(request), ()):
+            yield index, self.data[index][1]
+
+    def can_play_response_for(self, request: Any) -> bool:
+        """Whether a recorded answer is left for this request; notes when a live call starts."""
+        playable = bool(super().can_play_response_for(request))
+        if not playable:
+            if len(self._started) > 4096:
+                self._started.clear()
+            self._started[id(request)] = (request, time.perf_counter())
+        return playable
+
+    @property
+    def loaded_count(self) -> int:
+        """How many interactions came from the file."""
+        return self._loaded_count
+
+    def unused_indices(self) -> list[int]:
+        """Indices of loaded interactions that were never played."""
+        return [i for i in range(self._loaded_count) if self.play_counts[i] == 0]
+
+
+@dataclass(frozen=True)
+class CassetteSpec:
+    """Where a suite/variant cassette lives and how it is opened."""
+
+    path: Path
+    record_mode: str
+
+
+def cassette_path(library: Path, suite: str, variant: str) -> Path:
+    """The cassette file of one suite and variant."""
+    return library / suite / f"{variant}.yaml"
+
+
+_VCR = vcr.VCR(decode_compressed_response=True)
+
+
+def open_cassette(
+    path: Path, record_mode: str
+) -> contextlib.AbstractContextManager[IndexedCassette]:
+    """A vcrpy cassette context for one suite/variant in a pytest-recording record mode."""
+    if record_mode not in RECORD_MODES:
+        raise ValueError(
+            f"unknown record mode {record_mode!r}; choose from {', '.join(RECORD_MODES)}"
+        )
+    mode = RecordMode.ALL if record_mode == "rewrite" else RecordMode(record_mode)
+    config = _VCR.get_merged_config(
+        path=str(path),
+        record_mode=mode,
+        before_record_request=filter_request,
+        before_record_response=filter_response,
+        persister=AtomicPersister,
+        match_on=("method",),
+    )
+    config["match_on"] = list(MATCHERS)
+    config["func_path_generator"] = None
+    cls: type[IndexedCassette] = IndexedCassette
+    if record_mode == "rewrite":
+        cls = type("RewritingCassette", (IndexedCassette,), {"skip_load": True})
+    return cls.use(**config)
+
+
+def read_interactions(path: Path) -> list[dict[str, Any]]:
+    """The interactions of a cassette file as plain dicts (for hygiene reports and tests)."""
+    data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    return list(data.get("interactions", []))
+
+
+def cassette_metadata(path: Path) -> dict[str, Any]:
+    """The audio-evals metadata block of a cassette file."""
+    data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    meta = data.get("metadata") or {}
+    return copy.deepcopy(meta.get("audio_evals", {}))

@@ -1,0 +1,153 @@
+"""`audio-evals`: commands that are not a test run (serve, compare, validate)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import pandas as pd
+
+from .report import RECORD_FIELD, Report, comparison_table, load_report
+from .stats import paired_comparison
+
+
+def compare_reports(a: Report, b: Report) -> pd.DataFrame:
+    """Paired comparison of two saved runs, variant by variant and field by field (diff = B - A)."""
+    rows = []
+    keys = sorted(
+        set(zip(a.cases["suite"], a.cases["variant"], strict=False))
+        & set(zip(b.cases["suite"], b.cases["variant"], strict=False))
+    )
+    for suite, variant in keys:
+        fields = [RECORD_FIELD, *dict.fromkeys(a.results[a.results["suite"] == suite]["field"])]
+        for fld in fields:
+            sa = _per_case(a, suite, variant, fld)
+            sb = _per_case(b, suite, variant, fld)
+            joined = pd.concat([sa.rename("a"), sb.rename("b")], axis=1, join="inner").sort_index()
+            if joined.empty:
+                continue
+            res = paired_comparison(joined["a"].to_numpy(), joined["b"].to_numpy())
+            rows.append(
+                {
+                    "suite": suite,
+                    "field": fld,
+                    "variant_a": f"A:{variant}",
+                    "variant_b": f"B:{variant}",
+                    "variant": variant,
+                    "n": res.n,
+                    "accuracy_a": res.mean_a,
+                    "accuracy_b": res.mean_b,
+                    "diff": res.diff,
+                    "ci_low": res.ci_low,
+                    "ci_high": res.ci_high,
+                    "p_value": res.p_value,
+                    "wins": res.wins,
+                    "losses": res.losses,
+                    "ties": res.ties,
+                    "method": res.method,
+                    "verdict": res.verdict,
+                    "label": res.label,
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+def _per_case(report: Report, suite: str, variant: str, fld: str) -> pd.Series:
+    if fld == RECORD_FIELD:
+        sel = report.cases[(report.cases["suite"] == suite) & (report.cases["variant"] == variant)]
+        return sel.groupby("case_id")["exact"].mean().astype(float)
+    res = report.results
+    sel = res[(res["suite"] == suite) & (res["variant"] == variant) & (res["field"] == fld)]
+    return sel.groupby("case_id")["correct"].mean().astype(float)
+
+
+def _cmd_compare(args: argparse.Namespace) -> int:
+    try:
+        a, b = load_report(Path(args.a)), load_report(Path(args.b))
+    except FileNotFoundError as exc:
+        print(f"audio-evals compare: {exc}", file=sys.stderr)
+        return 2
+    frame = compare_reports(a, b)
+    if frame.empty:
+        print(
+            "audio-evals compare: the two runs share no suite/variant with cases in common",
+            file=sys.stderr,
+        )
+        return 1
+    out = Path(args.out) if args.out else Path(args.b) / "compare"
+    out.mkdir(parents=True, exist_ok=True)
+    frame.to_csv(out / "comparison.csv", index=False, float_format="%.6g", lineterminator="\n")
+    lines = [f"# Comparison: A = {args.a}, B = {args.b} (diff = B - A, paired by case)", ""]
+    for suite in sorted(set(frame["suite"])):
+        lines += [f"## Suite `{suite}`", "", comparison_table(frame[frame["suite"] == suite]), ""]
+    text = "\n".join(lines)
+    (out / "comparison.md").write_text(text, encoding="utf-8")
+    print(text)
+    print(f"written: {out / 'comparison.csv'}, {out / 'comparison.md'}")
+    return 0
+
+
+def _cmd_validate(args: argparse.Namespace) -> int:
+    from .datasets import DatasetError, load_dataset
+    from .suites import SuiteError, import_object, load_suite
+
+    try:
+        if args.path.endswith(".eval.toml"):
+            suite = load_suite(args.path)
+            print(
+                f"ok: suite {suite.name}: {len(suite.dataset)} cases, variants {[v.name for v in suite.variants]}"
+            )
+            return 0
+        if not args.model:
+            print("audio-evals validate: a dataset needs --model module:Class", file=sys.stderr)
+            return 2
+        model = import_object(args.model, Path.cwd())
+        ds = load_dataset(args.path, model)
+        print(f"ok: dataset {ds.name}: {len(ds)} cases")
+        return 0
+    except (DatasetError, SuiteError, ImportError, ValueError) as exc:
+        print(f"audio-evals validate: {exc}", file=sys.stderr)
+        return 1
+
+
+def _cmd_serve(args: argparse.Namespace) -> int:
+    from .local.serve import run_serve
+
+    return run_serve(args)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of the `audio-evals` command."""
+    parser = argparse.ArgumentParser(prog="audio-evals", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    serve = sub.add_parser(
+        "serve", help="run the local OpenAI-compatible server (reference model, faults)"
+    )
+    from .local.serve import add_serve_arguments
+
+    add_serve_arguments(serve)
+    serve.set_defaults(func=_cmd_serve)
+    compare = sub.add_parser(
+        "compare", help="paired comparison of two saved report folders (e.g. main vs branch)"
+    )
+    compare.add_argument("a", help="report folder A (e.g. reports/main)")
+    compare.add_argument("b", help="report folder B (e.g. reports/latest)")
+    compare.add_argument("--out", help="where to write comparison.csv/.md (default: B/compare)")
+    compare.set_defaults(func=_cmd_compare)
+    validate = sub.add_parser("validate", help="validate a dataset folder or a .eval.toml suite")
+    validate.add_argument("path")
+    validate.add_argument("--model", help="response model module:Class (for a dataset folder)")
+    validate.set_defaults(func=_cmd_validate)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `audio-evals` console script."""
+    args = build_parser().parse_args(argv)
+    return int(args.func(args))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

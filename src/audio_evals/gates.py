@@ -1,0 +1,476 @@
+"""Quality gates: field thresholds, exact-record, cost and latency limits, and regression vs a baseline."""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+import math
+import tomllib
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from .report import RECORD_FIELD, Report, dumps_json
+from .stats import paired_comparison
+
+BASELINE_VERSION = 1
+PASSED, FAILED, NOT_EVALUATED = "passed", "failed", "not evaluated"
+_RULE_KEYS = frozenset(
+    {
+        "min_accuracy",
+        "on",
+        "min_exact_accuracy",
+        "max_cost_per_case",
+        "max_p95_latency_ms",
+        "variants",
+        "regression",
+    }
+)
+_REGRESSION_KEYS = frozenset({"baseline", "max_drop", "alpha", "test", "enabled"})
+
+
+class GateConfigError(ValueError):
+    """A gate rule that cannot be read, naming where it came from."""
+
+
+@dataclass(frozen=True)
+class GateResult:
+    """One judged gate: what it checked, the numbers that decided it and its status."""
+
+    name: str
+    status: str
+    measured: float | None
+    threshold: float | None
+    detail: str
+
+    @property
+    def failed(self) -> bool:
+        """Whether this gate blocks the merge."""
+        return self.status == FAILED
+
+
+@dataclass(frozen=True)
+class Regression:
+    """Regression rule: fail when a field drops by more than max_drop and the paired test says so."""
+
+    baseline: str = "reports/baseline.json"
+    max_drop: float = 0.05
+    alpha: float = 0.05
+    test: str = "paired"
+    enabled: bool = True
+
+
+@dataclass(frozen=True)
+class GateRules:
+    """Gate rules for one scope (the project or one suite)."""
+
+    min_accuracy: Mapping[str, float] = field(default_factory=dict)
+    on: str = "point"
+    min_exact_accuracy: Mapping[str, float] = field(default_factory=dict)
+    max_cost_per_case: Mapping[str, float] = field(default_factory=dict)
+    max_p95_latency_ms: Mapping[str, float] = field(default_factory=dict)
+    variants: tuple[str, ...] = ()
+    regression: Regression | None = None
+    origin: str = ""
+
+
+def _floats(table: Any, origin: str, key: str) -> dict[str, float]:
+    if not isinstance(table, Mapping):
+        raise GateConfigError(f"{origin}: {key} must be a table of numbers")
+    out = {}
+    for k, v in table.items():
+        if not isinstance(v, int | float) or isinstance(v, bool):
+            raise GateConfigError(f"{origin}: {key}[{k!r}] must be a number, got {v!r}")
+        out[str(k)] = float(v)
+    return out
+
+
+def parse_rules(table: Mapping[str, Any], origin: str, suite: str | None = None) -> GateRules:
+    """Read a gates table; in a suite file, keys name fields of that suite only."""
+    unknown = sorted(set(table) - _RULE_KEYS)
+    if unknown:
+        raise GateConfigError(
+            f"{origin}: unknown gate key {unknown[0]!r} (known: {', '.join(sorted(_RULE_KEYS))})"
+        )
+    on = table.get("on", "point")
+    if on not in ("point", "lower_bound"):
+        raise GateConfigError(f"{origin}: on must be 'point' or 'lower_bound', got {on!r}")
+
+    min_accuracy = _floats(table.get("min_accuracy", {}), origin, "min_accuracy")
+    if suite is not None:
+        min_accuracy = {f"{suite}:{k}": v for k, v in min_accuracy.items()}
+
+    reg = table.get("regression")
+    regression = None
+    if reg is not None:
+        if not isinstance(reg, Mapping):
+            raise GateConfigError(f"{origin}: regression must be a table")
+        bad = sorted(set(reg) - _REGRESSION_KEYS)
+        if bad:
+            raise GateConfigError(f"{origin}: unknown regression key {bad[0]!r}")
+        regression = Regression(**{k: reg[k] for k in reg})
+        if regression.test not in ("paired", "none"):
+            raise GateConfigError(f"{origin}: regression.test must be 'paired' or 'none'")
+    variants = table.get("variants", ())
+    if isinstance(variants, str):
+        variants = (variants,)
+    exact = table.get("min_exact_accuracy", {})
+    if suite is not None and isinstance(exact, int | float):
+        exact = {suite: exact}
+    cost = table.get("max_cost_per_case", {})
+    if suite is not None and isinstance(cost, int | float):
+        cost = {suite: cost}
+    p95 = table.get("max_p95_latency_ms", {})
+    if suite is not None and isinstance(p95, int | float):
+        p95 = {suite: p95}
+    return GateRules(
+        min_accuracy=min_accuracy,
+        on=on,
+        min_exact_accuracy=_floats(exact, origin, "min_exact_accuracy"),
+        max_cost_per_case=_floats(cost, origin, "max_cost_per_case"),
+        max_p95_latency_ms=_floats(p95, origin, "max_p95_latency_ms"),
+        variants=tuple(variants),
+        regression=regression,
+        origin=origin,
+    )
+
+
+def project_settings(root: Path) -> dict[str, Any]:
+    """The `[tool.audio-evals]` table of the project's pyproject.toml."""
+    path = root / "pyproject.toml"
+    if not path.is_file():
+        return {}
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise GateConfigError(f"{path}: invalid TOML: {exc}") from None
+    return dict(data.get("tool", {}).get("audio-evals", {}))
+
+
+@dataclass(frozen=True)
+class Scope:
+    """What the run did with one (suite, variant): ran, deselected on purpose, or skipped."""
+
+    suite: str
+    variant: str
+    ran: bool
+    deselected_on_purpose: bool
+    skipped_reason: str | None
+
+
+def _match(pattern: str, value: str) -> bool:
+    return fnmatch.fnmatchcase(value, pattern)
+
+
+def _split_key(key: str) -> tuple[str, str]:
+    suite, sep, fld = key.partition(":")
+    return (suite, fld) if sep else (suite, "*")
+
+
+def _variants_for(
+    rules: GateRules, scopes: Sequence[Scope], suite: str
+) -> list[tuple[Scope, bool]]:
+    """The (scope, explicit) pairs a rule judges in one suite."""
+    out = []
+    for s in scopes:
+        if s.suite != suite:
+            continue
+        if rules.variants:
+            if any(_match(p, s.variant) for p in rules.variants):
+                explicit = any(not any(ch in p for ch in "*?[") for p in rules.variants)
+                out.append((s, explicit))
+        elif s.ran or s.deselected_on_purpose:
+            out.append((s, False))
+    return out
+
+
+def _not_run(scope: Scope, name: str, threshold: float | None) -> GateResult:
+    if scope.deselected_on_purpose:
+        return GateResult(
+            name, NOT_EVALUATED, None, threshold, "deselected on purpose (--variant/-k)"
+        )
+    reason = scope.skipped_reason or "no case of it was scored"
+    return GateResult(name, FAILED, None, threshold, f"never scored: {reason}")
+
+
+def evaluate(
+    report: Report,
+    rules: Sequence[GateRules],
+    scopes: Sequence[Scope],
+    baseline: Mapping[str, Any] | None = None,
+) -> list[GateResult]:
+    """Judge every rule on this run's report."""
+    out: list[GateResult] = []
+    fields = report.fields
+    suites = sorted({s.suite for s in scopes})
+    for rule in rules:
+        for key, threshold in rule.min_accuracy.items():
+            suite_pat, field_pat = _split_key(key)
+            for suite in (s for s in suites if _match(suite_pat, s)):
+                for scope, _explicit in _variants_for(rule, scopes, suite):
+                    sel = fields[(fields["suite"] == suite) & (fields["variant"] == scope.variant)]
+                    matched = (
+                        [f for f in dict.fromkeys(sel["field"]) if _match(field_pat, f)]
+                        if len(sel)
+                        else []
+                    )
+                    label = f"min_accuracy {suite}/{scope.variant}:{field_pat}"
+                    if not scope.ran:
+                        out.append(_not_run(scope, f"{label} >= {threshold:g}", threshold))
+                        continue
+                    if not matched:
+                        if "*" in field_pat or "?" in field_pat:
+                            continue
+                        out.append(
+                            GateResult(
+                                f"{label} >= {threshold:g}",
+                                FAILED,
+                                None,
+                                threshold,
+                                f"never scored: suite {suite} has no field {field_pat!r}",
+                            )
+                        )
+                        continue
+                    for fld in matched:
+                        row = sel[sel["field"] == fld].iloc[0]
+                        value = float(
+                            row["ci_low"] if rule.on == "lower_bound" else row["accuracy"]
+                        )
+                        what = "95% lower bound" if rule.on == "lower_bound" else "accuracy"
+                        ok = not math.isnan(value) and value >= threshold
+                        out.append(
+                            GateResult(
+                                f"min_accuracy {suite}/{scope.variant}:{fld} >= {threshold:g}",
+                                PASSED if ok else FAILED,
+                                value,
+                                threshold,
+                                f"{what} {value:.3f} (accuracy {row['accuracy']:.3f}, "
+                                f"95% CI [{row['ci_low']:.3f}, {row['ci_high']:.3f}], n={int(row['n'])})"
+                                f" {'>=' if ok else '<'} {threshold:g}",
+                            )
+                        )
+        out += _variant_rules(report, rule, scopes, suites)
+        if rule.regression is not None and rule.regression.enabled:
+            out += _regression(report, rule, scopes, suites, baseline)
+    return out
+
+
+def _variant_rules(
+    report: Report, rule: GateRules, scopes: Sequence[Scope], suites: list[str]
+) -> list[GateResult]:
+    out: list[GateResult] = []
+    variants = report.variants
+    checks = (
+        ("min_exact_accuracy", rule.min_exact_accuracy, "exact_accuracy", ">="),
+        ("max_cost_per_case", rule.max_cost_per_case, "cost_per_case_usd", "<="),
+        ("max_p95_latency_ms", rule.max_p95_latency_ms, "latency_p95_ms", "<="),
+    )
+    for gate, table, column, op in checks:
+        for suite_pat, threshold in table.items():
+            for suite in (s for s in suites if _match(suite_pat, s)):
+                for scope, _ in _variants_for(rule, scopes, suite):
+                    name = f"{gate} {suite}/{scope.variant} {op} {threshold:g}"
+                    if not scope.ran:
+                        out.append(_not_run(scope, name, threshold))
+                        continue
+                    row = variants[
+                        (variants["suite"] == suite) & (variants["variant"] == scope.variant)
+                    ]
+                    if row.empty:
+                        out.append(GateResult(name, FAILED, None, threshold, "never scored"))
+                        continue
+                    r = row.iloc[0]
+                    value = float(r[column])
+                    if column == "exact_accuracy" and rule.on == "lower_bound":
+                        value = float(r["ci_low"])
+                    if math.isnan(value):
+                        out.append(
+                            GateResult(
+                                name,
+                                FAILED,
+                                None,
+                                threshold,
+                                f"{column} unknown (model {r['model']} has no price?)",
+                            )
+                        )
+                        continue
+                    ok = value >= threshold if op == ">=" else value <= threshold
+                    detail = f"{column} {value:.6g} {op if ok else ('<' if op == '>=' else '>')} {threshold:g}"
+                    if column == "exact_accuracy":
+                        detail += (
+                            f" (95% CI [{r['ci_low']:.3f}, {r['ci_high']:.3f}], n={int(r['n'])})"
+                        )
+                    out.append(GateResult(name, PASSED if ok else FAILED, value, threshold, detail))
+    return out
+
+
+def baseline_from_report(report: Report) -> dict[str, Any]:
+    """The baseline document: per suite, variant and field, accuracy and per-case correctness."""
+    doc: dict[str, Any] = {"version": BASELINE_VERSION, "suites": {}}
+    res = report.results
+    cases = report.cases
+    for (suite, variant), group in res.groupby(["suite", "variant"], sort=True):
+        entry: dict[str, Any] = {}
+        fields = [RECORD_FIELD, *dict.fromkeys(group["field"])]
+        for fld in fields:
+            if fld == RECORD_FIELD:
+                sel = cases[(cases["suite"] == suite) & (cases["variant"] == variant)]
+                per_case = sel.groupby("case_id")["exact"].mean()
+            else:
+                per_case = group[group["field"] == fld].groupby("case_id")["correct"].mean()
+            entry[fld] = {
+                "accuracy": round(float(per_case.mean()), 6),
+                "n": int(len(per_case)),
+                "cases": {str(k): round(float(v), 6) for k, v in sorted(per_case.items())},
+            }
+        doc["suites"].setdefault(suite, {})[variant] = entry
+    return doc
+
+
+def write_baseline(report: Report, path: Path) -> None:
+    """Write the baseline file atomically."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(dumps_json(baseline_from_report(report)), encoding="utf-8")
+    tmp.replace(path)
+
+
+def read_baseline(path: Path) -> dict[str, Any] | None:
+    """The committed baseline, or None when there is none."""
+    if not path.is_file():
+        return None
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise GateConfigError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno})") from None
+    if doc.get("version") != BASELINE_VERSION:
+        raise GateConfigError(
+            f"{path}: baseline version {doc.get('version')!r} is not {BASELINE_VERSION}; "
+            "rewrite it with pytest evals --update-baseline"
+        )
+    return doc
+
+
+def _current_per_case(report: Report, suite: str, variant: str, fld: str) -> pd.Series:
+    if fld == RECORD_FIELD:
+        sel = report.cases[(report.cases["suite"] == suite) & (report.cases["variant"] == variant)]
+        return sel.groupby("case_id")["exact"].mean().astype(float)
+    res = report.results
+    sel = res[(res["suite"] == suite) & (res["variant"] == variant) & (res["field"] == fld)]
+    return sel.groupby("case_id")["correct"].mean().astype(float)
+
+
+def _regression(
+    report: Report,
+    rule: GateRules,
+    scopes: Sequence[Scope],
+    suites: list[str],
+    baseline: Mapping[str, Any] | None,
+) -> list[GateResult]:
+    reg = rule.regression
+    assert reg is not None
+    if baseline is None:
+        return [
+            GateResult(
+                f"regression vs {reg.baseline}",
+                NOT_EVALUATED,
+                None,
+                None,
+                f"no baseline at {reg.baseline}: write one with pytest evals --update-baseline",
+            )
+        ]
+    out: list[GateResult] = []
+    for suite in suites:
+        for scope, _ in _variants_for(rule, scopes, suite):
+            base_fields = baseline.get("suites", {}).get(suite, {}).get(scope.variant)
+            if base_fields is None:
+                continue
+            name_prefix = f"regression {suite}/{scope.variant}"
+            if not scope.ran:
+                out.append(_not_run(scope, name_prefix, None))
+                continue
+            for fld, base in base_fields.items():
+                now = _current_per_case(report, suite, scope.variant, fld)
+                before = pd.Series(base["cases"], dtype=float)
+                common = sorted(set(before.index) & set(now.index))
+                name = f"{name_prefix}:{fld} drop <= {reg.max_drop:g}"
+                if not common:
+                    out.append(
+                        GateResult(
+                            name, FAILED, None, reg.max_drop, "never scored: no case in common"
+                        )
+                    )
+                    continue
+                a = before[common].to_numpy()
+                b = now[common].to_numpy()
+                drop = float(a.mean() - b.mean())
+                if drop <= reg.max_drop:
+                    out.append(
+                        GateResult(
+                            name,
+                            PASSED,
+                            drop,
+                            reg.max_drop,
+                            f"{100 * a.mean():.1f}% -> {100 * b.mean():.1f}% on n={len(common)} "
+                            f"(drop {100 * drop:+.1f} pts)",
+                        )
+                    )
+                    continue
+                if reg.test == "none":
+                    out.append(
+                        GateResult(
+                            name,
+                            FAILED,
+                            drop,
+                            reg.max_drop,
+                            f"dropped {100 * drop:.1f} pts ({100 * a.mean():.1f}% -> {100 * b.mean():.1f}%, "
+                            f"n={len(common)}) > {100 * reg.max_drop:.1f}",
+                        )
+                    )
+                    continue
+                res = paired_comparison(a, b, alpha=reg.alpha)
+                significant = res.label == "worse"
+                detail = (
+                    f"dropped {100 * drop:.1f} pts ({100 * a.mean():.1f}% -> {100 * b.mean():.1f}%, n={len(common)}); "
+                    f"paired diff 95% CI [{100 * res.ci_low:+.1f}, {100 * res.ci_high:+.1f}] pts, "
+                    f"p={res.p_value:.3g} ({res.method})"
+                )
+                if significant:
+                    out.append(
+                        GateResult(
+                            name, FAILED, drop, reg.max_drop, detail + ": significant regression"
+                        )
+                    )
+                else:
+                    out.append(
+                        GateResult(
+                            name,
+                            PASSED,
+                            drop,
+                            reg.max_drop,
+                            detail
+                            + f": not significant at alpha={reg.alpha:g}, passes with a note",
+                        )
+                    )
+    return out
+
+
+def gates_markdown(results: Iterable[GateResult]) -> str:
+    """The gate verdicts as a Markdown table (for summary.md and $GITHUB_STEP_SUMMARY)."""
+    rows = list(results)
+    if not rows:
+        return "No gates configured.\n"
+    failed = sum(r.failed for r in rows)
+    icon = {PASSED: "✅ passed", FAILED: "❌ failed", NOT_EVALUATED: "➖ not evaluated"}
+    lines = [
+        f"**{'FAILED' if failed else 'PASSED'}**: {len(rows) - failed} of {len(rows)} gates passed or not evaluated, "
+        f"{failed} failed.",
+        "",
+        "| gate | status | detail |",
+        "| --- | --- | --- |",
+    ]
+    lines += [f"| `{r.name}` | {icon[r.status]} | {r.detail} |" for r in rows]
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,346 @@
+"""Suites: a dataset, a response model, a prompt and the variants to run, from TOML or Python."""
+
+from __future__ import annotations
+
+import importlib
+import itertools
+import re
+import sys
+import tomllib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel
+
+from .datasets import Dataset, load_dataset
+
+PIPELINES = ("direct", "transcribe_then_extract", "extract_from_transcript")
+MODES = ("tools", "json_schema")
+SUITE_SUFFIX = ".eval.toml"
+LOCAL = "local"
+# Call parameters a variant may set at its top level (anything else goes under `params`).
+CALL_PARAMS = frozenset(
+    {
+        "temperature",
+        "top_p",
+        "seed",
+        "max_tokens",
+        "max_completion_tokens",
+        "audio",
+        "modalities",
+        "frequency_penalty",
+        "presence_penalty",
+        "reasoning_effort",
+        "service_tier",
+        "stop",
+        "user",
+    }
+)
+_VARIANT_KEYS = frozenset(
+    {
+        "name",
+        "model",
+        "base_url",
+        "api_key_env",
+        "prompt",
+        "prompt_file",
+        "pipeline",
+        "transcription_model",
+        "mode",
+        "params",
+        "max_retries",
+        "validation_retries",
+        "timeout",
+    }
+)
+_SUITE_KEYS = frozenset(
+    {
+        "name",
+        "description",
+        "dataset",
+        "response_model",
+        "prompt",
+        "prompt_file",
+        "variants",
+        "matrix",
+        "defaults",
+        "repeats",
+        "scoring",
+        "gates",
+        "pricing",
+        "cluster_by",
+    }
+)
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+
+
+class SuiteError(ValueError):
+    """A suite file that cannot be used, naming the file and the key that is wrong."""
+
+    def __init__(self, path: Path | str, key: str | None, message: str) -> None:
+        self.path = Path(path)
+        self.key = key
+        super().__init__(f"{path}:" + (f" key {key!r}:" if key else "") + f" {message}")
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One way of running a suite: model, endpoint, prompt, pipeline and call parameters."""
+
+    name: str
+    model: str
+    prompt: str
+    base_url: str | None = None
+    api_key_env: str = "OPENAI_API_KEY"
+    pipeline: str = "direct"
+    transcription_model: str | None = None
+    mode: str = "tools"
+    params: Mapping[str, Any] = field(default_factory=dict)
+    max_retries: int = 3
+    validation_retries: int = 1
+    timeout: float = 120.0
+    prompt_name: str | None = None
+
+    @property
+    def is_local(self) -> bool:
+        """Whether this variant talks to the harness's own local server."""
+        return self.base_url == LOCAL
+
+    @property
+    def models(self) -> tuple[str, ...]:
+        """Every model this variant calls (transcription first when it has one)."""
+        if self.pipeline == "transcribe_then_extract" and self.transcription_model:
+            return (self.transcription_model, self.model)
+        return (self.model,)
+
+
+@dataclass(frozen=True)
+class Suite:
+    """A dataset bound to a response model, a prompt and variants."""
+
+    name: str
+    dataset: Dataset
+    response_model: type[BaseModel]
+    variants: tuple[Variant, ...]
+    prompt: str = ""
+    description: str = ""
+    repeats: int = 1
+    scoring: Mapping[str, Any] = field(default_factory=dict)
+    gates: Mapping[str, Any] = field(default_factory=dict)
+    pricing: Mapping[str, Any] = field(default_factory=dict)
+    cluster_by: str | None = None
+    source: Path | None = None
+
+    def variant(self, name: str) -> Variant:
+        """The variant with this name."""
+        for v in self.variants:
+            if v.name == name:
+                return v
+        raise KeyError(f"suite {self.name!r} has no variant {name!r}")
+
+
+def import_object(spec: str, root: Path | None = None) -> Any:
+    """Import `module:attribute` (the repo root is put on sys.path first)."""
+    module_name, sep, attr = spec.partition(":")
+    if not sep or not module_name or not attr:
+        raise ValueError(f"{spec!r} is not of the form 'module:Name'")
+    if root is not None and str(root) not in sys.path:
+        sys.path.insert(0, str(root))
+    module = importlib.import_module(module_name)
+    obj: Any = module
+    for part in attr.split("."):
+        obj = getattr(obj, part)
+    return obj
+
+
+def find_root(start: Path) -> Path:
+    """The nearest directory at or above `start` holding pyproject.toml (else `start`)."""
+    start = start.resolve()
+    for candidate in (start, *start.parents):
+        if (candidate / "pyproject.toml").is_file():
+            return candidate
+    return start
+
+
+def _read_prompt(table: Mapping[str, Any], base: Path, where: Path, key_prefix: str) -> str | None:
+    if "prompt" in table and "prompt_file" in table:
+        raise SuiteError(
+            where, f"{key_prefix}prompt", "give either prompt or prompt_file, not both"
+        )
+    if "prompt" in table:
+        if not isinstance(table["prompt"], str):
+            raise SuiteError(where, f"{key_prefix}prompt", "must be a string")
+        return table["prompt"]
+    if "prompt_file" in table:
+        path = base / str(table["prompt_file"])
+        if not path.is_file():
+            raise SuiteError(where, f"{key_prefix}prompt_file", f"file not found: {path}")
+        return path.read_text(encoding="utf-8").strip()
+    return None
+
+
+def _variant(
+    table: Mapping[str, Any],
+    defaults: Mapping[str, Any],
+    suite_prompt: str,
+    root: Path,
+    where: Path,
+    key: str,
+) -> Variant:
+    merged = {**defaults, **table}
+    unknown = sorted(set(merged) - _VARIANT_KEYS - CALL_PARAMS)
+    if unknown:
+        raise SuiteError(
+            where,
+            f"{key}.{unknown[0]}",
+            "unknown key (call parameters other than the common ones go under `params`)",
+        )
+    for required in ("name", "model"):
+        if not isinstance(merged.get(required), str) or not merged[required]:
+            raise SuiteError(where, f"{key}.{required}", "required, a non-empty string")
+    name = merged["name"]
+    if not _NAME.match(name):
+        raise SuiteError(
+            where, f"{key}.name", f"{name!r} may hold only letters, digits, '.', '_' and '-'"
+        )
+    pipeline = merged.get("pipeline", "direct")
+    if pipeline not in PIPELINES:
+        raise SuiteError(
+            where, f"{key}.pipeline", f"{pipeline!r} is not one of {', '.join(PIPELINES)}"
+        )
+    mode = merged.get("mode", "tools")
+    if mode not in MODES:
+        raise SuiteError(where, f"{key}.mode", f"{mode!r} is not one of {', '.join(MODES)}")
+    if pipeline == "transcribe_then_extract" and not merged.get("transcription_model"):
+        raise SuiteError(
+            where, f"{key}.transcription_model", "required for pipeline transcribe_then_extract"
+        )
+    prompt = _read_prompt(table, root, where, f"{key}.") or _read_prompt(
+        defaults, root, where, "defaults."
+    )
+    params = dict(merged.get("params", {}))
+    params.update({k: v for k, v in merged.items() if k in CALL_PARAMS})
+    return Variant(
+        name=name,
+        model=merged["model"],
+        prompt=prompt if prompt is not None else suite_prompt,
+        base_url=merged.get("base_url"),
+        api_key_env=merged.get("api_key_env", "OPENAI_API_KEY"),
+        pipeline=pipeline,
+        transcription_model=merged.get("transcription_model"),
+        mode=mode,
+        params=params,
+        max_retries=int(merged.get("max_retries", 3)),
+        validation_retries=int(merged.get("validation_retries", 1)),
+        timeout=float(merged.get("timeout", 120.0)),
+        prompt_name=merged.get("prompt_name"),
+    )
+
+
+def _matrix(
+    matrix: Mapping[str, Any],
+    defaults: Mapping[str, Any],
+    suite_prompt: str,
+    root: Path,
+    where: Path,
+) -> list[Variant]:
+    models = matrix.get("models")
+    if not isinstance(models, list) or not models:
+        raise SuiteError(where, "matrix.models", "required, a non-empty list of model names")
+    prompts: Mapping[str, str] = matrix.get("prompts", {})
+    pipelines: Sequence[str] = matrix.get("pipelines", ["direct"])
+    extra = {k: v for k, v in matrix.items() if k not in {"models", "prompts", "pipelines", "name"}}
+    prompt_items = list(prompts.items()) or [(None, None)]
+    out: list[Variant] = []
+    for model, (prompt_name, prompt_file), pipeline in itertools.product(
+        models, prompt_items, pipelines
+    ):
+        name = str(model)
+        if prompt_name:
+            name += f"-{prompt_name}"
+        if len(pipelines) > 1:
+            name += f"-{pipeline}"
+        table: dict[str, Any] = {**extra, "name": name, "model": model, "pipeline": pipeline}
+        if prompt_file is not None:
+            table["prompt_file"] = prompt_file
+            table["prompt_name"] = prompt_name
+        out.append(_variant(table, defaults, suite_prompt, root, where, f"matrix[{name}]"))
+    return out
+
+
+def suite_from_mapping(
+    data: Mapping[str, Any], *, root: Path, source: Path, default_name: str
+) -> Suite:
+    """Build a Suite from the tables of a `.eval.toml` file."""
+    unknown = sorted(set(data) - _SUITE_KEYS)
+    if unknown:
+        raise SuiteError(
+            source, unknown[0], f"unknown key (known: {', '.join(sorted(_SUITE_KEYS))})"
+        )
+    for required in ("dataset", "response_model"):
+        if not isinstance(data.get(required), str):
+            raise SuiteError(source, required, "required, a string")
+    name = data.get("name", default_name)
+    if not isinstance(name, str) or not _NAME.match(name):
+        raise SuiteError(
+            source, "name", f"{name!r} may hold only letters, digits, '.', '_' and '-'"
+        )
+    try:
+        model = import_object(data["response_model"], root)
+    except (ImportError, AttributeError, ValueError) as exc:
+        raise SuiteError(
+            source, "response_model", f"cannot import {data['response_model']!r}: {exc}"
+        ) from None
+    if not (isinstance(model, type) and issubclass(model, BaseModel)):
+        raise SuiteError(
+            source, "response_model", f"{data['response_model']!r} is not a pydantic model class"
+        )
+    prompt = _read_prompt(data, root, source, "") or ""
+    defaults = data.get("defaults", {})
+    variants: list[Variant] = []
+    for i, table in enumerate(data.get("variants", [])):
+        variants.append(_variant(table, defaults, prompt, root, source, f"variants[{i}]"))
+    if "matrix" in data:
+        variants.extend(_matrix(data["matrix"], defaults, prompt, root, source))
+    if not variants:
+        raise SuiteError(
+            source, "variants", "a suite needs at least one [[variants]] table or a [matrix]"
+        )
+    names = [v.name for v in variants]
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        raise SuiteError(source, "variants", f"duplicate variant name {dupes[0]!r}")
+    repeats = data.get("repeats", 1)
+    if not isinstance(repeats, int) or repeats < 1:
+        raise SuiteError(source, "repeats", "must be a positive integer")
+    dataset = load_dataset(root / data["dataset"], model, name=Path(data["dataset"]).name)
+    return Suite(
+        name=name,
+        dataset=dataset,
+        response_model=model,
+        variants=tuple(variants),
+        prompt=prompt,
+        description=str(data.get("description", "")),
+        repeats=repeats,
+        scoring=dict(data.get("scoring", {})),
+        gates=dict(data.get("gates", {})),
+        pricing=dict(data.get("pricing", {})),
+        cluster_by=data.get("cluster_by"),
+        source=source,
+    )
+
+
+def load_suite(path: str | Path, root: Path | None = None) -> Suite:
+    """Load a `.eval.toml` suite file (paths in it are relative to the repo root)."""
+    source = Path(path).resolve()
+    root = root or find_root(source.parent)
+    try:
+        data = tomllib.loads(source.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise SuiteError(source, None, f"invalid TOML: {exc}") from None
+    default_name = (
+        source.name[: -len(SUITE_SUFFIX)] if source.name.endswith(SUITE_SUFFIX) else source.stem
+    )
+    return suite_from_mapping(data, root=root, source=source, default_name=default_name)

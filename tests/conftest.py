@@ -1,0 +1,47 @@
+"""Shared fixtures for the harness's own tests."""
+
+from __future__ import annotations
+
+import math
+import shutil
+import struct
+import wave
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared"
+
+
+def shared_path(*parts: str) -> Path:
+    """A file under ../shared, or skip the test with the reason when it is absent."""
+    path = SHARED.joinpath(*parts)
+    if not path.exists():
+        pytest.skip(
+            f"{path} is absent (../shared is beside the repo in CI and on developer machines)"
+        )
+    return path
+
+
+def write_tone(path: Path, seconds: float = 0.5, rate: int = 16000, freq: float = 440.0) -> Path:
+    """Write a real 16-bit mono WAV file holding a sine tone."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    n = int(seconds * rate)
+    frames = b"".join(
+        struct.pack("<h", int(8000 * math.sin(2 * math.pi * freq * i / rate))) for i in range(n)
+    )
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(rate)
+        w.writeframes(frames)
+    return path
+
+
+def require_tool(name: str) -> str:
+    """The path of a Debian tool, or skip with the reason when it is missing."""
+    found = shutil.which(name)
+    if not found:
+        pytest.skip(f"`{name}` is not installed (apt-get install {name}); .ci/run installs it")
+    return found

@@ -1,0 +1,173 @@
+"""Cassette layer: audio digests in bodies, canonical matching, secrets never written, atomic saves."""
+
+from __future__ import annotations
+
+import base64
+import json
+from pathlib import Path
+
+import pytest
+from vcr.request import Request
+
+from audio_evals import cassettes as cas
+
+AUDIO = base64.b64encode(b"RIFF" + bytes(range(256)) * 400).decode()
+
+
+def chat_body(audio: str = AUDIO, prompt: str = "Extract the person") -> bytes:
+    body = {
+        "model": "gpt-audio-1.5",
+        "modalities": ["text"],
+        "messages": [
+            {
+                "role": "user",
+                "content": [
+                    {"type": "text", "text": prompt},
+                    {"type": "input_audio", "input_audio": {"data": audio, "format": "wav"}},
+                ],
+            }
+        ],
+        "tools": [
+            {"type": "function", "function": {"name": "Person", "parameters": {"type": "object"}}}
+        ],
+    }
+    return json.dumps(body).encode()
+
+
+def test_audio_payload_becomes_its_digest_and_normalisation_is_idempotent() -> None:
+    once = cas.normalise_body(chat_body(), "application/json")
+    assert once is not None
+    assert AUDIO not in once.decode()
+    assert cas.digest(AUDIO).encode() in once
+    assert len(once) < 600
+    assert cas.normalise_body(once, "application/json") == once
+
+
+def test_key_order_and_whitespace_do_not_change_the_normalised_body() -> None:
+    a = json.loads(chat_body())
+    reordered = json.dumps(dict(reversed(list(a.items()))), indent=2).encode()
+    assert cas.normalise_body(reordered, "application/json") == cas.normalise_body(
+        chat_body(), "application/json"
+    )
+
+
+def test_data_uri_audio_is_digested_too() -> None:
+    body = json.dumps({"audio_url": f"data:audio/wav;base64,{AUDIO}"}).encode()
+    out = cas.normalise_body(body, "application/json")
+    assert out is not None and AUDIO not in out.decode() and b"data:audio/wav;base64,sha256:" in out
+
+
+def multipart(boundary: str, payload: bytes) -> bytes:
+    parts = [
+        f'--{boundary}\r\nContent-Disposition: form-data; name="model"\r\n\r\nwhisper-1\r\n',
+        f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="a.wav"\r\n'
+        "Content-Type: audio/wav\r\n\r\n",
+    ]
+    return "".join(parts).encode() + payload + f"\r\n--{boundary}--\r\n".encode()
+
+
+def test_multipart_upload_is_canonical_whatever_the_boundary() -> None:
+    raw = b"RIFF" + bytes(range(256)) * 40
+    one = cas.normalise_body(multipart("aaa", raw), "multipart/form-data; boundary=aaa")
+    two = cas.normalise_body(multipart("zzz", raw), "multipart/form-data; boundary=zzz")
+    assert one == two
+    parsed = json.loads(one or b"")
+    assert parsed["multipart/form-data"]["model"] == "whisper-1"
+    assert parsed["multipart/form-data"]["file"]["data"] == cas.digest(raw)
+    assert cas.normalise_body(one, "multipart/form-data") == one
+
+
+def live_request(body: bytes, url: str = "http://127.0.0.1:43123/v1/chat/completions") -> Request:
+    headers = {
+        "Authorization": "Bearer sk-canary-0123456789abcdef",
+        "OpenAI-Organization": "org-canary",
+        "OpenAI-Project": "proj_canary",
+        "api-key": "azure-canary",
+        "Cookie": "session=canary",
+        "Content-Type": "application/json",
+        "X-Stainless-Retry-Count": "0",
+    }
+    return Request("POST", url, body, headers)
+
+
+def test_filter_request_keeps_no_secret_header_and_canonical_uri() -> None:
+    req = cas.filter_request(live_request(chat_body()))
+    assert dict(req.headers) == {"Content-Type": "application/json"}
+    assert req.uri == "http://localhost/v1/chat/completions"
+    assert AUDIO.encode() not in req.body
+
+
+def test_match_key_ignores_headers_and_port_but_not_prompt_or_audio() -> None:
+    base = cas.match_key(live_request(chat_body()))
+    other_port = live_request(chat_body(), "http://localhost:9/v1/chat/completions")
+    other_port.headers = {"Content-Type": "application/json", "X-Stainless-Retry-Count": "2"}
+    assert cas.match_key(other_port) == base
+    assert cas.match_key(live_request(chat_body(prompt="Other prompt"))) != base
+    assert cas.match_key(live_request(chat_body(audio=AUDIO[:-8] + "AAAAAAAA"))) != base
+    assert cas.match_key(cas.filter_request(live_request(chat_body()))) == base
+
+
+def test_filter_response_drops_cookies_org_and_retried_failures() -> None:
+    response = {
+        "status": {"code": 200, "message": "OK"},
+        "headers": {
+            "set-cookie": ["a=b"],
+            "openai-organization": ["org-x"],
+            "openai-project": ["p"],
+            "x-request-id": ["r"],
+        },
+        "body": {"string": "{}"},
+    }
+    kept = cas.filter_response(response)
+    assert kept is not None and set(kept["headers"]) == {"x-request-id"}
+    for code in (429, 500, 503):
+        assert (
+            cas.filter_response({"status": {"code": code}, "headers": {}, "body": {"string": ""}})
+            is None
+        )
+    assert (
+        cas.filter_response({"status": {"code": 400}, "headers": {}, "body": {"string": ""}})
+        is not None
+    )
+
+
+def test_atomic_save_leaves_the_old_file_when_serialising_fails(tmp_path: Path) -> None:
+    from vcr.serializers import yamlserializer
+
+    path = tmp_path / "suite" / "v.yaml"
+    path.parent.mkdir()
+    path.write_text("old", encoding="utf-8")
+
+    class Boom:
+        @staticmethod
+        def serialize(data: object) -> str:
+            raise RuntimeError("disk full")
+
+    with pytest.raises(RuntimeError):
+        cas.AtomicPersister.save_cassette(path, {"requests": [], "responses": []}, Boom)
+    assert path.read_text(encoding="utf-8") == "old"
+    assert list(path.parent.iterdir()) == [path]
+    cas.AtomicPersister.save_cassette(path, {"requests": [], "responses": []}, yamlserializer)
+    assert "interactions" in path.read_text(encoding="utf-8")
+
+
+def test_unreadable_and_foreign_cassettes_get_a_clear_error(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("interactions: [\n  - {", encoding="utf-8")
+    with pytest.raises(cas.CassetteFormatError, match="bad.yaml: not a readable cassette"):
+        with cas.open_cassette(bad, "none"):
+            pass
+    foreign = tmp_path / "foreign.yaml"
+    foreign.write_text(
+        "interactions:\n- request: {body: '{}', headers: {}, method: POST, uri: 'http://x/v1/chat/completions'}\n"
+        "  response: {body: {string: '{}'}, headers: {}, status: {code: 200, message: OK}}\nversion: 1\n",
+        encoding="utf-8",
+    )
+    with pytest.raises(cas.CassetteFormatError, match="cassette format none is not format 1"):
+        with cas.open_cassette(foreign, "none"):
+            pass
+
+
+def test_unknown_record_mode_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="unknown record mode 'sometimes'"):
+        cas.open_cassette(tmp_path / "x.yaml", "sometimes")
