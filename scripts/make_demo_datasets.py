@@ -19,6 +19,7 @@ Needs flite, espeak-ng and sox with MP3 support (Debian: flite espeak-ng sox lib
 from __future__ import annotations
 
 import argparse
+import difflib
 import json
 import re
 import shutil
@@ -631,6 +632,16 @@ def check(out_root: Path, specs: Sequence[DatasetSpec]) -> bool:
                 ok = False
             elif meta_c.read_bytes() != meta_f.read_bytes():
                 print(f"{spec.name}: metadata.jsonl DIFFERS from a fresh build")
+                diff = difflib.unified_diff(
+                    meta_c.read_text(encoding="utf-8").splitlines(),
+                    meta_f.read_text(encoding="utf-8").splitlines(),
+                    "committed",
+                    "fresh",
+                    n=0,
+                    lineterm="",
+                )
+                for line in list(diff)[:12]:
+                    print(f"    {line}")
                 ok = False
             else:
                 print(f"{spec.name}: metadata.jsonl identical")

@@ -353,8 +353,10 @@ def test_seed_example_clip_as_a_one_case_suite(tmp_path: Path) -> None:
     first = run(root, "evals", "--record-mode=once")
     assert first.returncode == 0, first.stdout + first.stderr
     recorded = (root / "reports" / "latest" / "cases.csv").read_text(encoding="utf-8")
+    assert ",recorded," in recorded, "the latency stored with the interaction is the one reported"
     second = run(root, "evals")
     assert second.returncode == 0, second.stdout
+    assert "local server" not in second.stdout
     assert (root / "reports" / "latest" / "cases.csv").read_text(encoding="utf-8") == recorded
     results = (root / "reports" / "latest" / "results.csv").read_text(encoding="utf-8").splitlines()
     assert results[0].startswith(

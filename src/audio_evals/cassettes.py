@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import copy
 import functools
 import hashlib
@@ -54,6 +55,12 @@ __all__ = [
     "open_cassette",
     "read_interactions",
 ]
+
+
+# Transport-level latency of calls recorded in this context (set by the extraction, filled on record).
+LIVE_LATENCIES: contextvars.ContextVar[list[float] | None] = contextvars.ContextVar(
+    "audio_evals_live_latencies", default=None
+)
 
 
 class CassetteFormatError(ValueError):
@@ -273,6 +280,9 @@ class IndexedCassette(Cassette):
         if started is not None and started[0] is request:
             elapsed_ms = (time.perf_counter() - started[1]) * 1000.0
             stored_response.setdefault("headers", {})[LATENCY_HEADER] = [f"{elapsed_ms:.1f}"]
+            sink = LIVE_LATENCIES.get()
+            if sink is not None:
+                sink.append(float(f"{elapsed_ms:.1f}"))
         self._metadata["audio_evals"] = {"format": CASSETTE_FORMAT, "harness_version": __version__}
 
     def _responses(self, request: Any) -> Iterator[tuple[int, Any]]:

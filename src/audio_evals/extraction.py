@@ -4,17 +4,19 @@ from __future__ import annotations
 
 import contextvars
 import json
+import logging
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
 import instructor
 import openai
+from instructor.core.exceptions import InstructorRetryException
 from instructor.processing.multimodal import Audio
 from openai import AsyncOpenAI
 from pydantic import BaseModel
 
-from .cassettes import LATENCY_HEADER, CannotOverwriteExistingCassetteException
+from .cassettes import LATENCY_HEADER, LIVE_LATENCIES, CannotOverwriteExistingCassetteException
 from .datasets import Case
 from .suites import Variant
 
@@ -25,11 +27,22 @@ _MODES = {"tools": instructor.Mode.TOOLS, "json_schema": instructor.Mode.JSON_SC
 class _Trace:
     statuses: list[int] = field(default_factory=list)
     recorded_ms: list[float | None] = field(default_factory=list)
+    live_ms: list[float] = field(default_factory=list)
 
 
 _TRACE: contextvars.ContextVar[_Trace | None] = contextvars.ContextVar(
     "audio_evals_trace", default=None
 )
+
+
+class _HarnessReportsFailures(logging.Filter):
+    """Drops instructor's per-attempt error logs inside harness extractions (each failure is reported once)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return _TRACE.get() is None
+
+
+logging.getLogger("instructor.v2.retry").addFilter(_HarnessReportsFailures())
 
 
 async def _on_response(response: Any) -> None:
@@ -89,7 +102,7 @@ def classify_error(exc: BaseException) -> tuple[str, str]:
         if isinstance(err, openai.APIConnectionError):
             return "connection", str(err) or "connection error"
     failed = getattr(exc, "failed_attempts", None)
-    if isinstance(exc, instructor.exceptions.InstructorRetryException) and failed:
+    if isinstance(exc, InstructorRetryException) and failed:
         last = failed[-1].exception
         return "validation", _short(f"{type(last).__name__}: {last}")
     root = chain[-1]
@@ -143,6 +156,7 @@ class Extractor:
         """Extract a record from one case's audio (or transcript), never raising for API failures."""
         trace = _Trace()
         token = _TRACE.set(trace)
+        live_token = LIVE_LATENCIES.set(trace.live_ms)
         started = time.perf_counter()
         result = Extraction(predicted=None)
         try:
@@ -155,10 +169,13 @@ class Extractor:
                 result.usage = _usage_dict(total)
         finally:
             _TRACE.reset(token)
+            LIVE_LATENCIES.reset(live_token)
         measured = (time.perf_counter() - started) * 1000.0
         result.http_calls = len(trace.statuses)
-        if trace.recorded_ms and all(v is not None for v in trace.recorded_ms):
-            result.latency_ms = round(sum(v for v in trace.recorded_ms if v is not None), 1)
+        replayed = [v for v in trace.recorded_ms if v is not None]
+        if trace.statuses and len(replayed) + len(trace.live_ms) == len(trace.statuses):
+            # every answer is (now) in the cassette: report the latency stored with it, in record and replay alike
+            result.latency_ms = round(sum(replayed) + sum(trace.live_ms), 1)
             result.latency_source = "recorded"
         else:
             result.latency_ms = round(measured, 1)

@@ -438,6 +438,12 @@ class EvalSession:
             refs = [r for r in self._pending.get(ref.batch, []) if r not in self._cache]
             if ref not in refs:
                 refs.append(ref)
+        if self._open_batch != ref.batch:
+            self._close()
+            if variant.is_local and self.needs_network(
+                self._cassette_file(suite.name, variant.name)
+            ):
+                self._local_server()  # started outside any cassette, so its health checks are not recorded
         self._open(ref.batch)
         live = self._cassette is not None and not self._cassette.write_protected
         if variant.is_local:
@@ -468,11 +474,18 @@ class EvalSession:
             from .local.runner import LocalServer
 
             self._server = self._server_stack.enter_context(LocalServer())
-            reporter = self.config.pluginmanager.get_plugin("terminalreporter")
-            if reporter is not None:
-                reporter.ensure_newline()
-                reporter.write_line(f"audio-evals: started the local server at {self._server.base_url}")
+            self.say(f"audio-evals: started the local server at {self._server.base_url}")
         return self._server
+
+    def say(self, line: str) -> None:
+        """Write a line to the terminal, also while a test's output is captured."""
+        reporter = self.config.pluginmanager.get_plugin("terminalreporter")
+        capman = self.config.pluginmanager.get_plugin("capturemanager")
+        if reporter is None:
+            return
+        with capman.global_and_fixture_disabled() if capman else contextlib.nullcontext():
+            reporter.ensure_newline()
+            reporter.write_line(line)
 
     def _open(self, batch: tuple[str, str]) -> None:
         if self._open_batch == batch:

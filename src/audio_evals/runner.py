@@ -168,7 +168,10 @@ async def run_batch(
         for ref in sorted(case_refs, key=lambda r: r.repeat):
             async with gate:
                 await limiter.wait()
-                extraction = await extractor.extract(case)
+                try:
+                    extraction = await extractor.extract(case)
+                except Exception as exc:  # a harness fault on one case must not take the batch down
+                    extraction = Extraction(predicted=None, error_kind="harness", error=f"{type(exc).__name__}: {exc}")
             result = score_result(suite, variant, case, ref.repeat, extraction)
             results[ref] = result
             if on_result is not None:

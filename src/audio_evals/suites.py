@@ -53,6 +53,7 @@ _VARIANT_KEYS = frozenset(
         "max_retries",
         "validation_retries",
         "timeout",
+        "prompt_name",
     }
 )
 _SUITE_KEYS = frozenset(

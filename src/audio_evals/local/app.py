@@ -9,7 +9,6 @@ import hashlib
 import json
 import logging
 import math
-import threading
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
@@ -17,13 +16,12 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-import anyio.to_thread
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from audio_evals.local.asr import AudioDecodeError, Recognizer, Transcript, decode_audio
+from audio_evals.local.asr import AudioDecodeError, Transcript, TranscriptionService
 from audio_evals.local.faults import FaultConfig, FaultHeaderError, FaultInjector, FaultPlan, Stats
 from audio_evals.local.filler import fill_schema
 
@@ -249,7 +247,7 @@ class ServerState:
     def __init__(self, settings: ServerSettings) -> None:
         """Build the parts from the settings."""
         self.settings = settings
-        self.recognizer = Recognizer(pool_size=settings.asr_workers)
+        self.asr = TranscriptionService(workers=settings.asr_workers)
         self.injector = FaultInjector(settings.faults)
         self.stats = Stats()
 
@@ -659,8 +657,11 @@ def create_app(settings: ServerSettings | None = None) -> Any:
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         if settings.preload:  # load a decoder in the background: startup stays fast
-            threading.Thread(target=state.recognizer.warm, args=("base",), daemon=True).start()
-        yield
+            state.asr.warm()
+        try:
+            yield
+        finally:
+            state.asr.close()
 
     app = FastAPI(
         title="audio-evals local OpenAI-compatible server",
@@ -735,6 +736,15 @@ def create_app(settings: ServerSettings | None = None) -> Any:
             )
         _require_model(model)
         parsed = _parse_messages(body.get("messages"))
+        n = body.get("n")
+        n = 1 if n is None else n
+        if not isinstance(n, int) or isinstance(n, bool) or not 1 <= n <= 8:
+            raise APIError(
+                400,
+                "Invalid 'n': expected an integer from 1 to 8.",
+                param="n",
+                code="invalid_value",
+            )
         plan = _answer_plan(body, parsed.prompt_text)
         transcripts = await _transcribe_parts(state, parsed.audio, MODELS[model])
         source = (
@@ -778,14 +788,6 @@ def create_app(settings: ServerSettings | None = None) -> Any:
             body.get("tools") or body.get("response_format") or "", sort_keys=True
         )
         usage = _usage(parsed.prompt_text + tools_text, [t.duration for t in transcripts], text)
-        n = body.get("n") or 1
-        if not isinstance(n, int) or n < 1 or n > 8:
-            raise APIError(
-                400,
-                "Invalid 'n': expected an integer from 1 to 8.",
-                param="n",
-                code="invalid_value",
-            )
         completion = {
             "id": f"chatcmpl-{uuid.uuid4().hex[:24]}",
             "object": "chat.completion",
@@ -906,13 +908,8 @@ async def _transcribe_parts(
 ) -> list[Transcript]:
     results = []
     for part in parts:
-
-        def work(p: AudioPart = part) -> Transcript:
-            pcm, duration = decode_audio(p.data, p.fmt or None)
-            return state.recognizer.transcribe(pcm, config, duration)
-
         try:
-            results.append(await anyio.to_thread.run_sync(work))
+            results.append(await state.asr.transcribe(part.data, part.fmt or None, config))
         except AudioDecodeError as exc:
             raise APIError(
                 400,

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
+import concurrent.futures.process
 import hashlib
 import io
 import math
+import multiprocessing
+import os
 import queue
 import re
 import threading
+import time
 from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
@@ -127,62 +133,126 @@ class DecoderPool:
         self.release(self.acquire())
 
 
-class Recognizer:
-    """Transcribes PCM with pooled decoders, per configuration, with a small result cache."""
+_POOLS: dict[str, DecoderPool] = {}
+_POOLS_LOCK = threading.Lock()
 
-    def __init__(self, pool_size: int = 2, cache_size: int = 256) -> None:
-        """Create empty pools; decoders are made on first use (or by warm())."""
-        self.pools = {name: DecoderPool(cfg, pool_size) for name, cfg in RECOGNIZERS.items()}
-        self._cache: OrderedDict[tuple[str, str], Transcript] = OrderedDict()
+
+def _pool(config: str, size: int = 1) -> DecoderPool:
+    with _POOLS_LOCK:
+        if config not in _POOLS:
+            _POOLS[config] = DecoderPool(RECOGNIZERS[config], size)
+        return _POOLS[config]
+
+
+def recognize(pcm: np.ndarray, config: str, duration: float | None = None) -> Transcript:
+    """Recognise 16 kHz mono int16 PCM with the named configuration (blocking, CPU-bound)."""
+    raw = pcm.astype(np.int16).tobytes()
+    if duration is None:
+        duration = len(pcm) / SAMPLE_RATE
+    if len(raw) < 2 * SAMPLE_RATE // 20:  # under 50 ms: nothing to hear
+        return Transcript("", (), duration)
+    pool = _pool(config)
+    decoder = pool.acquire()
+    try:
+        decoder.reinit_feat()  # reset feature/CMN state so results do not depend on history
+        decoder.start_utt()
+        decoder.process_raw(raw, False, True)
+        decoder.end_utt()
+        hyp = decoder.hyp()
+        words = []
+        for seg in decoder.seg():
+            w = _WORD_CLEAN.sub("", seg.word)
+            if not w or w.startswith(("<", "[", "+")):
+                continue
+            start = seg.start_frame / FRAMES_PER_SECOND
+            words.append(Word(w, start, (seg.end_frame + 1) / FRAMES_PER_SECOND))
+        text = " ".join(w.word for w in words) if words else (hyp.hypstr if hyp else "")
+    finally:
+        pool.release(decoder)
+    return Transcript(text.strip(), tuple(words), duration)
+
+
+def transcribe_bytes(data: bytes, fmt: str | None, config: str) -> Transcript:
+    """Decode audio bytes and recognise them (blocking; runs in a worker process)."""
+    pcm, duration = decode_audio(data, fmt)
+    return recognize(pcm, config, duration)
+
+
+def warm_worker(config: str = "base") -> int:
+    """Load a decoder of the configuration in this process; return the process id."""
+    _pool(config).warm()
+    return os.getpid()
+
+
+def _worker_init(parent: int) -> None:
+    """Exit the worker if the server process goes away (so no orphan keeps running)."""
+
+    def watch() -> None:
+        while True:
+            time.sleep(1.0)
+            if os.getppid() != parent:
+                os._exit(0)
+
+    threading.Thread(target=watch, daemon=True).start()
+
+
+class TranscriptionService:
+    """Runs recognition in worker processes (pocketsphinx holds the GIL while decoding), with a cache."""
+
+    def __init__(self, workers: int = 2, cache_size: int = 256) -> None:
+        """Start nothing yet; workers are spawned on first use or by warm()."""
+        self.workers = workers
+        self._executor: concurrent.futures.Executor | None = None
+        self._cache: OrderedDict[tuple[str, str, str], Transcript] = OrderedDict()
         self._cache_size = cache_size
-        self._cache_lock = threading.Lock()
+        self._lock = threading.Lock()
 
-    def warm(self, name: str = "base") -> None:
-        """Load one decoder of the given configuration."""
-        self.pools[name].warm()
+    def _get_executor(self) -> concurrent.futures.Executor:
+        with self._lock:
+            if self._executor is None:
+                if self.workers > 0:
+                    self._executor = concurrent.futures.ProcessPoolExecutor(
+                        max_workers=self.workers,
+                        mp_context=multiprocessing.get_context("spawn"),
+                        initializer=_worker_init,
+                        initargs=(os.getpid(),),
+                    )
+                else:  # in-process: simpler, but decoding then blocks the event loop
+                    self._executor = concurrent.futures.ThreadPoolExecutor(max_workers=1)
+            return self._executor
 
-    def transcribe(self, pcm: np.ndarray, config: str, duration: float | None = None) -> Transcript:
-        """Recognise 16 kHz mono int16 PCM with the named configuration (blocking, CPU-bound)."""
-        raw = pcm.astype(np.int16).tobytes()
-        key = (config, hashlib.sha256(raw).hexdigest())
-        with self._cache_lock:
+    def warm(self) -> None:
+        """Start the workers and load the full model's decoder in each."""
+        executor = self._get_executor()
+        for _ in range(max(1, self.workers)):
+            executor.submit(warm_worker, "base")
+
+    async def transcribe(self, data: bytes, fmt: str | None, config: str) -> Transcript:
+        """Recognise audio bytes off the event loop; identical audio is answered from the cache."""
+        key = (config, fmt or "", hashlib.sha256(data).hexdigest())
+        with self._lock:
             hit = self._cache.get(key)
             if hit is not None:
                 self._cache.move_to_end(key)
                 return hit
-        if duration is None:
-            duration = len(pcm) / SAMPLE_RATE
-        result = self._decode(raw, config, duration)
-        with self._cache_lock:
+        loop = asyncio.get_running_loop()
+        try:
+            result = await loop.run_in_executor(
+                self._get_executor(), transcribe_bytes, data, fmt, config
+            )
+        except concurrent.futures.process.BrokenProcessPool:
+            with self._lock:  # a worker died: start a fresh pool for the next request
+                self._executor = None
+            raise
+        with self._lock:
             self._cache[key] = result
             while len(self._cache) > self._cache_size:
                 self._cache.popitem(last=False)
         return result
 
-    def _decode(self, raw: bytes, config: str, duration: float) -> Transcript:
-        if len(raw) < 2 * SAMPLE_RATE // 20:  # under 50 ms: nothing to hear
-            return Transcript("", (), duration)
-        pool = self.pools[config]
-        decoder = pool.acquire()
-        try:
-            decoder.reinit_feat()  # reset feature/CMN state so results do not depend on history
-            decoder.start_utt()
-            decoder.process_raw(raw, False, True)
-            decoder.end_utt()
-            hyp = decoder.hyp()
-            words = []
-            for seg in decoder.seg():
-                w = _WORD_CLEAN.sub("", seg.word)
-                if not w or w.startswith(("<", "[", "+")):
-                    continue
-                words.append(
-                    Word(
-                        w,
-                        seg.start_frame / FRAMES_PER_SECOND,
-                        (seg.end_frame + 1) / FRAMES_PER_SECOND,
-                    )
-                )
-            text = " ".join(w.word for w in words) if words else (hyp.hypstr if hyp else "")
-        finally:
-            pool.release(decoder)
-        return Transcript(text.strip(), tuple(words), duration)
+    def close(self) -> None:
+        """Stop the workers."""
+        with self._lock:
+            executor, self._executor = self._executor, None
+        if executor is not None:
+            executor.shutdown(wait=False, cancel_futures=True)

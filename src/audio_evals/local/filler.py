@@ -106,6 +106,12 @@ CONCEPT_CUES: dict[str, tuple[str, ...]] = {
     "height": ("feet", "inches", "centimeters", "cm", "meters", "tall"),
     "temperature": ("degrees", "fever"),
     "year": ("year", "in"),
+    "birth": ("born", "birthday", "birth"),
+    "dob": ("born", "birthday", "birth"),
+    "birthday": ("born", "birthday", "birth"),
+    "appointment": ("appointment", "visit", "booking", "book", "booked", "scheduled", "see"),
+    "delivery": ("deliver", "delivery", "delivered", "arrive", "send"),
+    "deadline": ("due", "deadline", "by"),
 }
 DIGIT_FIELD_WORDS = {
     "phone",
@@ -480,9 +486,15 @@ class SchemaFiller:
         slots: list[Slot],
         candidates_for: Any,
         window: int = 6,
-        fallback_optional: bool = True,
+        leftovers_to_optional: bool = False,
+        uncued_ok: Any = None,
     ) -> None:
-        """Assign candidates to slots: by cue proximity first, then in text order."""
+        """Assign candidates to slots: by cue proximity first, then in text order.
+
+        Without a cue, a required slot takes the first free candidate; an optional one does so
+        when it is the only slot of its kind left (or always, with leftovers_to_optional).
+        uncued_ok filters the candidates a slot may take without a cue.
+        """
         pairs = []
         cands: dict[int, list[Candidate]] = {}
         for si, slot in enumerate(slots):
@@ -502,10 +514,10 @@ class SchemaFiller:
         for si, slot in enumerate(slots):
             if slot.filled:
                 continue
-            if slot.optional and not (fallback_optional and (only_one or len(pending) == 1)):
+            if slot.optional and not (leftovers_to_optional or only_one or len(pending) == 1):
                 continue
             for cand in sorted(cands[si], key=lambda c: c.start):
-                if self._free(cand):
+                if self._free(cand) and (uncued_ok is None or uncued_ok(cand)):
                     self._set(slot, cand)
                     break
 
@@ -526,7 +538,7 @@ class SchemaFiller:
         def cands(slot: Slot) -> list[Candidate]:
             return [Candidate(self._date_iso(d), d.start, d.end) for d in self.dates]
 
-        self._pick(slots, cands, window=8)
+        self._pick(slots, cands, window=8, leftovers_to_optional=True)
 
     def _assign_datetime(self, slots: list[Slot]) -> None:
         def cands(slot: Slot) -> list[Candidate]:
@@ -543,7 +555,7 @@ class SchemaFiller:
                 out.append(Candidate(f"{self._date_iso(d)}T{clock}", start, end))
             return out
 
-        self._pick(slots, cands, window=8)
+        self._pick(slots, cands, window=8, leftovers_to_optional=True)
 
     def _time_value(self, t: TimeSpan) -> str:
         return f"{t.hour:02d}:{t.minute:02d}:00"
@@ -552,7 +564,7 @@ class SchemaFiller:
         def cands(slot: Slot) -> list[Candidate]:
             return [Candidate(self._time_value(t), t.start, t.end) for t in self.loose_times]
 
-        self._pick(slots, cands, window=8)
+        self._pick(slots, cands, window=8, leftovers_to_optional=True)
 
     def _assign_digits(self, slots: list[Slot]) -> None:
         runs = digit_runs(self.tokens, self.numbers)
@@ -562,7 +574,14 @@ class SchemaFiller:
             found.sort(key=lambda c: -len(c.value))
             return found
 
-        self._pick(slots, cands, window=8)
+        # without a cue word nearby, only a long digit string looks like a phone/account number
+        self._pick(
+            slots,
+            cands,
+            window=8,
+            leftovers_to_optional=True,
+            uncued_ok=lambda c: len(c.value) >= 7,
+        )
 
     def _enum_mentions(self, values: list[Any]) -> list[Candidate]:
         out = []
@@ -596,7 +615,7 @@ class SchemaFiller:
         def cands(slot: Slot) -> list[Candidate]:
             return self._enum_mentions(list(slot.schema.get("enum") or []))
 
-        self._pick(slots, cands, window=6)
+        self._pick(slots, cands, window=6, leftovers_to_optional=True)
 
     def _assign_bool(self, slots: list[Slot]) -> None:
         for slot in slots:

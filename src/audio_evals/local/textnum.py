@@ -123,7 +123,10 @@ NEGATIONS = {
     "non",
 }
 
-_TOKEN_RE = re.compile(r"\d+(?:[.:,]\d+)*(?:st|nd|rd|th|am|pm)?|[a-z]+(?:'[a-z]+)?")
+_TOKEN_RE = re.compile(
+    r"\d{4}-\d{1,2}-\d{1,2}|\d{1,2}/\d{1,2}/\d{4}"
+    r"|\d+(?:[.:,]\d+)*(?:st|nd|rd|th|am|pm)?|[a-z]+(?:'[a-z]+)?"
+)
 
 
 def tokenize(text: str) -> list[str]:
