@@ -1,12 +1,14 @@
 """Response models for the demo suites (the structure the extractor must fill from audio)."""
 
 import datetime
+from typing import Literal, get_args
 from enum import StrEnum
 
 from pydantic import BaseModel, Field
 
 __all__ = [
     "SYMPTOMS",
+    "Symptom",
     "AppointmentRequest",
     "Caller",
     "Person",
@@ -54,6 +56,11 @@ SYMPTOMS: tuple[str, ...] = (
 )
 """The closed vocabulary of `AppointmentRequest.symptoms` (lowercase)."""
 
+Symptom = Literal[
+    "fever", "cough", "toothache", "headache", "rash", "back pain", "sore throat", "nausea"
+]
+"""One symptom from the closed vocabulary (a JSON-schema enum, so extractors see the allowed values)."""
+
 
 class AppointmentRequest(BaseModel):
     """A caller phoning a clinic to book an appointment."""
@@ -76,7 +83,7 @@ class AppointmentRequest(BaseModel):
         pattern=r"^[0-9]+$",
         description="The phone number to call back, digits only (e.g. '5550123'); null if none is given.",
     )
-    symptoms: list[str] = Field(
+    symptoms: list[Symptom] = Field(
         default_factory=list,
         description=(
             "Symptoms the caller mentions, lowercase, each one of: "
@@ -84,3 +91,6 @@ class AppointmentRequest(BaseModel):
             + "; empty if none."
         ),
     )
+
+
+assert get_args(Symptom) == SYMPTOMS, "Symptom and SYMPTOMS must list the same vocabulary"

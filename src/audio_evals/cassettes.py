@@ -291,7 +291,15 @@ class IndexedCassette(Cassette):
 
     def can_play_response_for(self, request: Any) -> bool:
         """Whether a recorded answer is left for this request; notes when a live call starts."""
-        playable = bool(super().can_play_response_for(request))
+        # Same answer as vcrpy's, from the index, without a deep copy and re-filtering of the request.
+        playable = (
+            self.record_mode != RecordMode.ALL
+            and (self.rewound or self.allow_playback_repeats)
+            and any(
+                self.play_counts[i] == 0 or self.allow_playback_repeats
+                for i in self._index.get(match_key(request), ())
+            )
+        )
         if not playable:
             if len(self._started) > 4096:
                 self._started.clear()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -69,6 +69,13 @@ class Dataset:
     def has_transcripts(self) -> bool:
         """Whether every case carries a reference transcript."""
         return bool(self.cases) and all(c.transcript for c in self.cases)
+
+    def filter(self, predicate: Callable[[Case], bool], name: str | None = None) -> Dataset:
+        """A dataset of the cases that satisfy `predicate` (e.g. one condition or speaker)."""
+        kept = tuple(c for c in self.cases if predicate(c))
+        if not kept:
+            raise DatasetError(self.root / METADATA_FILE, None, None, "the filter keeps no case")
+        return Dataset(name=name or self.name, root=self.root, response_model=self.response_model, cases=kept)
 
     def case(self, case_id: str) -> Case:
         """The case with this id."""

@@ -239,17 +239,19 @@ def evaluate(
                         value = float(
                             row["ci_low"] if rule.on == "lower_bound" else row["accuracy"]
                         )
-                        what = "95% lower bound" if rule.on == "lower_bound" else "accuracy"
                         ok = not math.isnan(value) and value >= threshold
+                        interval = f"95% CI [{row['ci_low']:.3f}, {row['ci_high']:.3f}], n={int(row['n'])}"
+                        if rule.on == "lower_bound":
+                            measured = f"95% lower bound {value:.3f} (accuracy {row['accuracy']:.3f}, {interval})"
+                        else:
+                            measured = f"accuracy {value:.3f} ({interval})"
                         out.append(
                             GateResult(
                                 f"min_accuracy {suite}/{scope.variant}:{fld} >= {threshold:g}",
                                 PASSED if ok else FAILED,
                                 value,
                                 threshold,
-                                f"{what} {value:.3f} (accuracy {row['accuracy']:.3f}, "
-                                f"95% CI [{row['ci_low']:.3f}, {row['ci_high']:.3f}], n={int(row['n'])})"
-                                f" {'>=' if ok else '<'} {threshold:g}",
+                                f"{measured} {'>=' if ok else '<'} {threshold:g}",
                             )
                         )
         out += _variant_rules(report, rule, scopes, suites)

@@ -585,7 +585,7 @@ class EvalSession:
                 }
             )
             return
-        if not self.batches:
+        if not self.batches or self.config.option.collectonly:
             return
         from .finish import finish_session
 

@@ -112,7 +112,7 @@ def score_result(
         latency_source=extraction.latency_source,
         transcript=extraction.transcript,
         reference_transcript=case.transcript,
-        audio_seconds=audio_seconds(case),
+        audio_seconds=audio_seconds(case) if variant.pipeline == "transcribe_then_extract" else None,
         served_model=extraction.served_model,
         transcription_model=variant.transcription_model
         if variant.pipeline == "transcribe_then_extract"

@@ -25,7 +25,6 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
-from scipy import signal as _signal
 from scipy import stats as _sps
 
 __all__ = [
@@ -140,7 +139,7 @@ def _sign_flip_pvalue(
         for step, count in zip(steps.tolist(), counts.tolist(), strict=True):
             kernel = np.zeros(2 * step * count + 1)
             kernel[:: 2 * step] = _sps.binom.pmf(np.arange(count + 1), count, 0.5)
-            dist = np.clip(_signal.convolve(dist, kernel), 0.0, None)
+            dist = np.clip(np.convolve(dist, kernel), 0.0, None)
         half = (dist.size - 1) // 2
         support = np.abs(np.arange(-half, half + 1))
         return float(min(1.0, dist[support >= round(observed)].sum()))

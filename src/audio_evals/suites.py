@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import itertools
 import re
@@ -133,6 +134,14 @@ class Suite:
     pricing: Mapping[str, Any] = field(default_factory=dict)
     cluster_by: str | None = None
     source: Path | None = None
+
+    def derive(self, name: str, **changes: Any) -> Suite:
+        """A new suite (its own name, items and cassettes) from this one with some parts changed."""
+        if not _NAME.match(name):
+            raise ValueError(f"suite name {name!r} may hold only letters, digits, '.', '_' and '-'")
+        if "variants" in changes:
+            changes["variants"] = tuple(changes["variants"])
+        return dataclasses.replace(self, name=name, source=None, **changes)
 
     def variant(self, name: str) -> Variant:
         """The variant with this name."""

@@ -8,13 +8,12 @@ from pathlib import Path
 
 import instructor
 import pytest
+from conftest import audio_part, shared_file
 from instructor.processing.multimodal import Audio
 from openai import AsyncOpenAI, OpenAI
 from pydantic import BaseModel
 
 from audio_evals.local import LocalServer
-
-from conftest import audio_part, shared_file
 
 MODES = [instructor.Mode.TOOLS, instructor.Mode.JSON_SCHEMA]
 
@@ -34,7 +33,10 @@ def seed_call(client: instructor.Instructor, path: Path, model: str = "local-bas
         messages=[
             {
                 "role": "user",
-                "content": ["Extract the following information from the audio", Audio.from_path(path)],
+                "content": [
+                    "Extract the following information from the audio",
+                    Audio.from_path(path),
+                ],
             }
         ],
     )
@@ -52,7 +54,9 @@ def test_seed_call_sync(server: LocalServer, person_wav: Path, mode: instructor.
 @pytest.mark.parametrize("mode", MODES, ids=lambda m: m.name)
 def test_seed_call_async(server: LocalServer, person_wav: Path, mode: instructor.Mode) -> None:
     async def run() -> Person:
-        aclient = instructor.from_openai(AsyncOpenAI(base_url=server.base_url, api_key="sk-local"), mode=mode)
+        aclient = instructor.from_openai(
+            AsyncOpenAI(base_url=server.base_url, api_key="sk-local"), mode=mode
+        )
         return await aclient.chat.completions.create(
             model="local-baseline",
             response_model=Person,
@@ -61,7 +65,10 @@ def test_seed_call_async(server: LocalServer, person_wav: Path, mode: instructor
             messages=[
                 {
                     "role": "user",
-                    "content": ["Extract the following information from the audio", Audio.from_path(person_wav)],
+                    "content": [
+                        "Extract the following information from the audio",
+                        Audio.from_path(person_wav),
+                    ],
                 }
             ],
         )
@@ -81,11 +88,20 @@ def test_mini_model_answers_with_a_person(server: LocalServer, person_wav: Path)
 def test_raw_tool_call_response_shape(client: OpenAI, person_wav: Path) -> None:
     kwargs = dict(
         model="local-baseline",
-        messages=[{"role": "user", "content": [{"type": "text", "text": "Extract"}, audio_part(person_wav)]}],
+        messages=[
+            {
+                "role": "user",
+                "content": [{"type": "text", "text": "Extract"}, audio_part(person_wav)],
+            }
+        ],
         tools=[
             {
                 "type": "function",
-                "function": {"name": "Person", "description": "A person", "parameters": Person.model_json_schema()},
+                "function": {
+                    "name": "Person",
+                    "description": "A person",
+                    "parameters": Person.model_json_schema(),
+                },
             }
         ],
         tool_choice={"type": "function", "function": {"name": "Person"}},
@@ -109,10 +125,13 @@ def test_raw_tool_call_response_shape(client: OpenAI, person_wav: Path) -> None:
     assert usage["completion_tokens_details"]["audio_tokens"] == 0
     assert usage["total_tokens"] == usage["prompt_tokens"] + usage["completion_tokens"]
     assert usage["prompt_tokens"] == (
-        usage["prompt_tokens_details"]["audio_tokens"] + usage["prompt_tokens_details"]["text_tokens"]
+        usage["prompt_tokens_details"]["audio_tokens"]
+        + usage["prompt_tokens_details"]["text_tokens"]
     )
     # deterministic apart from id and created
-    again = json.loads(client.chat.completions.with_raw_response.create(**kwargs).http_response.text)
+    again = json.loads(
+        client.chat.completions.with_raw_response.create(**kwargs).http_response.text
+    )
     for key in ("id", "created"):
         body.pop(key), again.pop(key)
     assert body == again
@@ -156,7 +175,10 @@ def test_text_only_extraction_uses_last_user_message(client: OpenAI) -> None:
         model="local-baseline",
         response_model=Person,
         messages=[
-            {"role": "system", "content": "Extract the person from the transcript. My name is Nobody, 99."},
+            {
+                "role": "system",
+                "content": "Extract the person from the transcript. My name is Nobody, 99.",
+            },
             {"role": "user", "content": "hello my name is maria and i am forty two years old"},
         ],
     )

@@ -7,11 +7,10 @@ from collections.abc import Iterator
 
 import httpx2
 import pytest
+from conftest import audio_part
 from openai import AuthenticationError, OpenAI
 
 from audio_evals.local import LocalServer
-
-from conftest import audio_part
 
 ERROR_KEYS = {"message", "type", "param", "code"}
 
@@ -20,7 +19,9 @@ def post(server: LocalServer, path: str, **kwargs) -> httpx2.Response:
     return httpx2.post(server.base_url + path, timeout=30, **kwargs)
 
 
-def assert_error(resp: httpx2.Response, status: int, code: str | None = None, param: str | None = None) -> dict:
+def assert_error(
+    resp: httpx2.Response, status: int, code: str | None = None, param: str | None = None
+) -> dict:
     assert resp.status_code == status, resp.text
     assert resp.headers["content-type"].startswith("application/json")
     error = resp.json()["error"]
@@ -38,8 +39,13 @@ def chat(model: str = "local-baseline", content: object = "hi") -> dict:
 
 
 def test_malformed_json_body(server: LocalServer) -> None:
-    resp = post(server, "/chat/completions", content=b"{not json", headers={"content-type": "application/json"})
-    assert_error(resp, 400, code="invalid_json")["type"] == "invalid_request_error"
+    resp = post(
+        server,
+        "/chat/completions",
+        content=b"{not json",
+        headers={"content-type": "application/json"},
+    )
+    assert assert_error(resp, 400, code="invalid_json")["type"] == "invalid_request_error"
 
 
 def test_body_not_an_object(server: LocalServer) -> None:
@@ -47,7 +53,9 @@ def test_body_not_an_object(server: LocalServer) -> None:
 
 
 def test_missing_messages(server: LocalServer) -> None:
-    assert_error(post(server, "/chat/completions", json={"model": "local-baseline"}), 400, param="messages")
+    assert_error(
+        post(server, "/chat/completions", json={"model": "local-baseline"}), 400, param="messages"
+    )
 
 
 def test_missing_model(server: LocalServer) -> None:
@@ -60,31 +68,49 @@ def test_unknown_model(server: LocalServer) -> None:
 
 
 def test_unsupported_audio_format(server: LocalServer) -> None:
-    part = {"type": "input_audio", "input_audio": {"data": base64.b64encode(b"x").decode(), "format": "flac"}}
-    error = assert_error(post(server, "/chat/completions", json=chat(content=[part])), 400, code="invalid_value")
+    part = {
+        "type": "input_audio",
+        "input_audio": {"data": base64.b64encode(b"x").decode(), "format": "flac"},
+    }
+    error = assert_error(
+        post(server, "/chat/completions", json=chat(content=[part])), 400, code="invalid_value"
+    )
     assert error["param"] == "messages[0].content[0].input_audio.format"
 
 
 def test_undecodable_audio(server: LocalServer) -> None:
-    part = {"type": "input_audio", "input_audio": {"data": base64.b64encode(b"garbage" * 50).decode(), "format": "wav"}}
-    error = assert_error(post(server, "/chat/completions", json=chat(content=[part])), 400, code="invalid_value")
+    part = {
+        "type": "input_audio",
+        "input_audio": {"data": base64.b64encode(b"garbage" * 50).decode(), "format": "wav"},
+    }
+    error = assert_error(
+        post(server, "/chat/completions", json=chat(content=[part])), 400, code="invalid_value"
+    )
     assert error["param"] == "messages[0].content[0].input_audio.data"
     assert "decode" in error["message"]
 
 
 def test_audio_that_is_not_base64(server: LocalServer) -> None:
     part = {"type": "input_audio", "input_audio": {"data": "%%% not base64 %%%", "format": "mp3"}}
-    assert_error(post(server, "/chat/completions", json=chat(content=[part])), 400, code="invalid_value")
+    assert_error(
+        post(server, "/chat/completions", json=chat(content=[part])), 400, code="invalid_value"
+    )
 
 
 def test_unsupported_content_part(server: LocalServer) -> None:
     part = {"type": "image_url", "image_url": {"url": "data:image/png;base64,AAAA"}}
-    assert_error(post(server, "/chat/completions", json=chat(content=[part])), 400, param="messages[0].content[0].type")
+    assert_error(
+        post(server, "/chat/completions", json=chat(content=[part])),
+        400,
+        param="messages[0].content[0].type",
+    )
 
 
 def test_unknown_tool_choice(server: LocalServer) -> None:
     body = chat() | {
-        "tools": [{"type": "function", "function": {"name": "A", "parameters": {"type": "object"}}}],
+        "tools": [
+            {"type": "function", "function": {"name": "A", "parameters": {"type": "object"}}}
+        ],
         "tool_choice": {"type": "function", "function": {"name": "B"}},
     }
     assert_error(post(server, "/chat/completions", json=body), 400, param="tool_choice")
@@ -99,7 +125,9 @@ def test_transcription_not_multipart(server: LocalServer) -> None:
 
 
 def test_bad_fault_header(server: LocalServer) -> None:
-    resp = post(server, "/chat/completions", json=chat(), headers={"X-Audio-Evals-Fault": "explode"})
+    resp = post(
+        server, "/chat/completions", json=chat(), headers={"X-Audio-Evals-Fault": "explode"}
+    )
     assert_error(resp, 400, param="X-Audio-Evals-Fault")
 
 
@@ -109,11 +137,24 @@ def test_no_bare_500_for_odd_bodies(server: LocalServer, person_wav) -> None:
         {"model": "local-baseline", "messages": [{"role": "wizard", "content": "x"}]},
         {"model": "local-baseline", "messages": ["hello"]},
         {"model": "local-baseline", "messages": [{"role": "user", "content": [{"type": "text"}]}]},
-        {"model": "local-baseline", "messages": [{"role": "user", "content": "x"}], "tools": "nope"},
-        {"model": "local-baseline", "messages": [{"role": "user", "content": "x"}], "response_format": {"type": "yaml"}},
+        {
+            "model": "local-baseline",
+            "messages": [{"role": "user", "content": "x"}],
+            "tools": "nope",
+        },
+        {
+            "model": "local-baseline",
+            "messages": [{"role": "user", "content": "x"}],
+            "response_format": {"type": "yaml"},
+        },
         {"model": "local-baseline", "messages": [{"role": "user", "content": "x"}], "n": 0},
         {"model": 5, "messages": [{"role": "user", "content": "x"}]},
-        {"model": "local-baseline", "messages": [{"role": "user", "content": [audio_part(person_wav) | {"input_audio": "x"}]}]},
+        {
+            "model": "local-baseline",
+            "messages": [
+                {"role": "user", "content": [audio_part(person_wav) | {"input_audio": "x"}]}
+            ],
+        },
     ]
     for body in odd:
         assert_error(post(server, "/chat/completions", json=body), 400)
@@ -128,7 +169,9 @@ def keyed_server() -> Iterator[LocalServer]:
 def test_api_key_required(keyed_server: LocalServer) -> None:
     resp = httpx2.post(keyed_server.base_url + "/chat/completions", json=chat())
     assert_error(resp, 401, code="invalid_api_key")
-    resp = httpx2.get(keyed_server.base_url + "/models", headers={"Authorization": "Bearer wrong-key-123"})
+    resp = httpx2.get(
+        keyed_server.base_url + "/models", headers={"Authorization": "Bearer wrong-key-123"}
+    )
     error = assert_error(resp, 401, code="invalid_api_key")
     assert "wrong-key-123" not in error["message"]  # the key is masked, as OpenAI does
     with pytest.raises(AuthenticationError):

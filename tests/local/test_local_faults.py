@@ -28,13 +28,24 @@ def body(text: str = "my name is ana and i am thirty") -> dict:
     return {
         "model": "local-baseline",
         "messages": [{"role": "user", "content": text}],
-        "tools": [{"type": "function", "function": {"name": "Person", "parameters": Person.model_json_schema()}}],
+        "tools": [
+            {
+                "type": "function",
+                "function": {"name": "Person", "parameters": Person.model_json_schema()},
+            }
+        ],
         "tool_choice": {"type": "function", "function": {"name": "Person"}},
     }
 
 
 def post(server: LocalServer, fault: str, **extra) -> httpx2.Response:
-    return httpx2.post(server.base_url + "/chat/completions", json=body(), headers={FAULT: fault}, timeout=30, **extra)
+    return httpx2.post(
+        server.base_url + "/chat/completions",
+        json=body(),
+        headers={FAULT: fault},
+        timeout=30,
+        **extra,
+    )
 
 
 @pytest.mark.parametrize(
@@ -45,7 +56,9 @@ def post(server: LocalServer, fault: str, **extra) -> httpx2.Response:
         ("503", 503, "server_error", "overloaded"),
     ],
 )
-def test_status_faults(server: LocalServer, fault: str, status: int, error_type: str, code: str) -> None:
+def test_status_faults(
+    server: LocalServer, fault: str, status: int, error_type: str, code: str
+) -> None:
     resp = post(server, fault)
     assert resp.status_code == status
     error = resp.json()["error"]
@@ -68,7 +81,10 @@ def test_sdk_retries_a_429_once(server: LocalServer) -> None:
     started = time.monotonic()
     out = client.chat.completions.create(**body(), extra_headers={FAULT: "429-once"})
     elapsed = time.monotonic() - started
-    assert json.loads(out.choices[0].message.tool_calls[0].function.arguments) == {"name": "Ana", "age": 30}
+    assert json.loads(out.choices[0].message.tool_calls[0].function.arguments) == {
+        "name": "Ana",
+        "age": 30,
+    }
     stats = server.stats()
     assert stats["requests"] == 2
     assert stats["by_status"] == {"200": 1, "429": 1}
@@ -118,7 +134,9 @@ def test_bad_json_arguments(server: LocalServer) -> None:
     args = resp.json()["choices"][0]["message"]["tool_calls"][0]["function"]["arguments"]
     with pytest.raises(json.JSONDecodeError):
         json.loads(args)
-    client = instructor.from_openai(OpenAI(base_url=server.base_url, api_key="sk-local", max_retries=0))
+    client = instructor.from_openai(
+        OpenAI(base_url=server.base_url, api_key="sk-local", max_retries=0)
+    )
     with pytest.raises(InstructorRetryException):
         client.chat.completions.create(
             model="local-baseline",
@@ -131,11 +149,15 @@ def test_bad_json_arguments(server: LocalServer) -> None:
 
 def test_schema_mismatch(server: LocalServer) -> None:
     resp = post(server, "schema_mismatch")
-    args = json.loads(resp.json()["choices"][0]["message"]["tool_calls"][0]["function"]["arguments"])
+    args = json.loads(
+        resp.json()["choices"][0]["message"]["tool_calls"][0]["function"]["arguments"]
+    )
     with pytest.raises(ValueError):
         Person.model_validate(args)
     # once: instructor's re-ask gets a good answer the second time
-    client = instructor.from_openai(OpenAI(base_url=server.base_url, api_key="sk-local", max_retries=0))
+    client = instructor.from_openai(
+        OpenAI(base_url=server.base_url, api_key="sk-local", max_retries=0)
+    )
     server.reset_stats()
     person = client.chat.completions.create(
         model="local-baseline",
@@ -149,11 +171,16 @@ def test_schema_mismatch(server: LocalServer) -> None:
 
 
 def test_json_schema_mode_faults(server: LocalServer) -> None:
-    rf = {"type": "json_schema", "json_schema": {"name": "Person", "schema": Person.model_json_schema(), "strict": True}}
+    rf = {
+        "type": "json_schema",
+        "json_schema": {"name": "Person", "schema": Person.model_json_schema(), "strict": True},
+    }
     base = body()
     del base["tools"], base["tool_choice"]
     resp = httpx2.post(
-        server.base_url + "/chat/completions", json=base | {"response_format": rf}, headers={FAULT: "bad_json"}
+        server.base_url + "/chat/completions",
+        json=base | {"response_format": rf},
+        headers={FAULT: "bad_json"},
     )
     with pytest.raises(json.JSONDecodeError):
         json.loads(resp.json()["choices"][0]["message"]["content"])

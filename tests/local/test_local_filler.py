@@ -78,7 +78,9 @@ class Person(BaseModel):
 
 
 def test_person_from_cue_phrase() -> None:
-    assert fill(Person, "my name is david and i am thirty four years old") == Person(name="David", age=34)
+    assert fill(Person, "my name is david and i am thirty four years old") == Person(
+        name="David", age=34
+    )
 
 
 def test_person_from_sentence_subject() -> None:
@@ -89,7 +91,7 @@ def test_required_fields_get_empty_values() -> None:
     assert fill(Person, "good morning") == Person(name="", age=0)
 
 
-class Priority(str, enum.Enum):
+class Priority(enum.StrEnum):
     low = "low"
     medium = "medium"
     high = "high"
@@ -135,7 +137,9 @@ class Booking(BaseModel):
 
 
 def test_date_time_and_number_together() -> None:
-    b = fill(Booking, "a table for four people on march third twenty twenty seven at three thirty p m")
+    b = fill(
+        Booking, "a table for four people on march third twenty twenty seven at three thirty p m"
+    )
     assert b == Booking(date=dt.date(2027, 3, 3), start_time=dt.time(15, 30), party_size=4)
 
 
@@ -148,9 +152,9 @@ class Meeting(BaseModel):
 
 
 def test_datetime() -> None:
-    assert fill(Meeting, "the meeting is at ten o'clock on the fifth of june twenty twenty six").when == (
-        dt.datetime(2026, 6, 5, 10, 0)
-    )
+    assert fill(
+        Meeting, "the meeting is at ten o'clock on the fifth of june twenty twenty six"
+    ).when == (dt.datetime(2026, 6, 5, 10, 0))
 
 
 class Address(BaseModel):
@@ -182,7 +186,10 @@ class Symptoms(BaseModel):
 
 
 def test_arrays_of_enums_and_words() -> None:
-    s = fill(Symptoms, "i have a fever and a sore throat but no cough my allergies are peanuts and penicillin")
+    s = fill(
+        Symptoms,
+        "i have a fever and a sore throat but no cough my allergies are peanuts and penicillin",
+    )
     assert s.symptoms == ["fever", "sore_throat"]
     assert s.allergies == ["peanuts", "penicillin"]
 

@@ -15,13 +15,12 @@ import jiwer
 import numpy as np
 import pytest
 import soundfile as sf
+from conftest import audio_part
 from openai import OpenAI
 from pydantic import BaseModel, Field
 from scipy.signal import resample_poly
 
 from audio_evals.local import LocalServer
-
-from conftest import audio_part
 
 
 class CallInfo(BaseModel):
@@ -39,12 +38,14 @@ class CallInfo(BaseModel):
 SENTENCES: list[tuple[str, dict[str, Any]]] = [
     ("my name is david and i am thirty four years old", {"name": "David", "age": 34}),
     ("hi this is sarah and i am twenty nine years old", {"name": "Sarah", "age": 29}),
-    ("my name is peter and i am sixty one years old", {"name": "Peter", "age": 61}),
     (
         "i would like to book an appointment on march third twenty twenty seven at three thirty p m",
         {"appointment_date": dt.date(2027, 3, 3), "appointment_time": dt.time(15, 30)},
     ),
-    ("this is urgent my phone number is five five five one two three four", {"urgent": True, "phone_number": "5551234"}),
+    (
+        "this is urgent my phone number is five five five one two three four",
+        {"urgent": True, "phone_number": "5551234"},
+    ),
     (
         "my name is linda and my date of birth is july fourth nineteen eighty two",
         {"name": "Linda", "date_of_birth": dt.date(1982, 7, 4)},
@@ -84,7 +85,9 @@ def voices(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
     paths = []
     for i, (text, _) in enumerate(SENTENCES):
         path = out / f"s{i}.wav"
-        subprocess.run([flite, "-voice", "slt", "-t", text, "-o", str(path)], check=True, capture_output=True)
+        subprocess.run(
+            [flite, "-voice", "slt", "-t", text, "-o", str(path)], check=True, capture_output=True
+        )
         paths.append(path)
     return paths
 
@@ -100,9 +103,13 @@ def degrade(path: Path, condition: str, out_dir: Path) -> Path:
 def run_case(server: LocalServer, model: str, path: Path) -> tuple[str, dict[str, Any]]:
     """Transcript (plain chat answer) and extraction (instructor) for one clip."""
     raw = OpenAI(base_url=server.base_url, api_key="sk-local", max_retries=0, timeout=60)
-    transcript = raw.chat.completions.create(
-        model=model, messages=[{"role": "user", "content": [audio_part(path)]}]
-    ).choices[0].message.content
+    transcript = (
+        raw.chat.completions.create(
+            model=model, messages=[{"role": "user", "content": [audio_part(path)]}]
+        )
+        .choices[0]
+        .message.content
+    )
     client = instructor.from_openai(raw, mode=instructor.Mode.TOOLS)
     info = client.chat.completions.create(
         model=model,
@@ -125,7 +132,9 @@ def field_accuracy(found: list[dict[str, Any]]) -> float:
     return hits / total
 
 
-def test_clean_vs_degraded(server: LocalServer, voices: list[Path], tmp_path: Path, report: list[str]) -> None:
+def test_clean_vs_degraded(
+    server: LocalServer, voices: list[Path], tmp_path: Path, report: list[str]
+) -> None:
     refs = [normalize(text) for text, _ in SENTENCES]
     jobs = [("local-baseline", c) for c in CONDITIONS] + [("local-baseline-mini", "clean")]
     tasks = [(job, degrade(p, job[1], tmp_path)) for job in jobs for p in voices]
@@ -136,7 +145,9 @@ def test_clean_vs_degraded(server: LocalServer, voices: list[Path], tmp_path: Pa
         results = outcomes[k * len(voices) : (k + 1) * len(voices)]
         hyps = [normalize(t) for t, _ in results]
         rows[job] = (jiwer.wer(refs, hyps), field_accuracy([r for _, r in results]), results)
-    lines = [f"Synthetic speech (flite slt, {len(SENTENCES)} sentences, {sum(len(e) for _, e in SENTENCES)} fields):"]
+    lines = [
+        f"Synthetic speech (flite slt, {len(SENTENCES)} sentences, {sum(len(e) for _, e in SENTENCES)} fields):"
+    ]
     for (model, condition), (wer, acc, _) in rows.items():
         lines.append(f"  {model:<20} {condition:<20} WER {wer:.3f}  field accuracy {acc:.2f}")
     clean = rows[("local-baseline", "clean")]

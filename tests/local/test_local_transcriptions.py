@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from openai import BadRequestError, NotFoundError, OpenAI
-
 from conftest import shared_file
+from openai import BadRequestError, NotFoundError, OpenAI
 
 
 @pytest.fixture
@@ -22,7 +21,9 @@ def test_json(client: OpenAI, english_wav) -> None:
 
 def test_text(client: OpenAI, english_wav) -> None:
     with open(english_wav, "rb") as f:
-        out = client.audio.transcriptions.create(model="local-baseline", file=f, response_format="text")
+        out = client.audio.transcriptions.create(
+            model="local-baseline", file=f, response_format="text"
+        )
     assert isinstance(out, str) and out.strip() == "one two three"
 
 
@@ -47,7 +48,9 @@ def test_verbose_json_with_words(client: OpenAI, english_wav) -> None:
 @pytest.mark.parametrize("fmt", ["srt", "vtt"])
 def test_subtitles(client: OpenAI, english_wav, fmt: str) -> None:
     with open(english_wav, "rb") as f:
-        out = client.audio.transcriptions.create(model="local-baseline", file=f, response_format=fmt)
+        out = client.audio.transcriptions.create(
+            model="local-baseline", file=f, response_format=fmt
+        )
     assert "-->" in out and "one" in out
     assert out.startswith("WEBVTT") == (fmt == "vtt")
 
@@ -75,11 +78,14 @@ def test_unsupported_file_format(client: OpenAI) -> None:
 
 def test_undecodable_file(client: OpenAI) -> None:
     with pytest.raises(BadRequestError) as err:
-        client.audio.transcriptions.create(model="local-baseline", file=("broken.wav", b"RIFF" + b"\0" * 64))
+        client.audio.transcriptions.create(
+            model="local-baseline", file=("broken.wav", b"RIFF" + b"\0" * 64)
+        )
     assert err.value.body["code"] == "invalid_value"
     assert "could not decode" in err.value.body["message"]
 
 
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # the SDK's own log.warn
 def test_bad_response_format(client: OpenAI, english_wav) -> None:
     with open(english_wav, "rb") as f, pytest.raises(BadRequestError) as err:
         client.audio.transcriptions.create(model="local-baseline", file=f, response_format="yaml")  # type: ignore[arg-type]

@@ -656,6 +656,7 @@ def create_app(settings: ServerSettings | None = None) -> Any:
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        """Start the recogniser workers with the server and stop them with it."""
         if settings.preload:  # load a decoder in the background: startup stays fast
             state.asr.warm()
         try:
@@ -702,28 +703,34 @@ def create_app(settings: ServerSettings | None = None) -> Any:
 
     @app.get("/health")
     async def health() -> dict[str, str]:
+        """Say the server is up."""
         return {"status": "ok"}
 
     @app.get("/stats")
     async def stats() -> dict[str, Any]:
+        """Return the request counters."""
         return state.stats.snapshot()
 
     @app.post("/stats/reset")
     async def stats_reset() -> dict[str, Any]:
+        """Zero the request counters."""
         state.stats.reset()
         return state.stats.snapshot()
 
     @app.get("/v1/models")
     async def list_models() -> dict[str, Any]:
+        """List the local models (OpenAI list shape)."""
         return {"object": "list", "data": [_model_card(m) for m in MODELS]}
 
     @app.get("/v1/models/{model}")
     async def get_model(model: str) -> dict[str, Any]:
+        """Describe one local model."""
         _require_model(model)
         return _model_card(model)
 
     @app.post("/v1/chat/completions")
     async def chat_completions(request: Request) -> Response:
+        """Answer a chat completion: tool call, JSON content or the transcript."""
         raw = await request.body()
         body = _parse_json_body(raw)
         model = body.get("model")
@@ -810,6 +817,7 @@ def create_app(settings: ServerSettings | None = None) -> Any:
 
     @app.post("/v1/audio/transcriptions")
     async def transcriptions(request: Request) -> Response:
+        """Transcribe an uploaded audio file (whisper-1 compatible)."""
         try:
             form = await request.form()
         except Exception as exc:

@@ -276,6 +276,9 @@ def _description_cues(description: str) -> list[str]:
     return words
 
 
+_PLACEHOLDER_BY_FORMAT = {"date": "1970-01-01", "time": "00:00:00", "date-time": "1970-01-01T00:00:00"}
+
+
 def _empty_value(schema: dict[str, Any], root: dict[str, Any]) -> Any:
     if "default" in schema:
         return schema["default"]
@@ -286,7 +289,9 @@ def _empty_value(schema: dict[str, Any], root: dict[str, Any]) -> Any:
         return enum[0]
     typ = schema.get("type")
     if typ == "string":
-        return ""
+        # A required date or time the baseline did not hear still has to be a valid one: like a model
+        # that must answer, it guesses, and the guess scores as wrong.
+        return _PLACEHOLDER_BY_FORMAT.get(str(schema.get("format", "")), "")
     if typ == "integer":
         return 0
     if typ == "number":
