@@ -469,6 +469,7 @@ def field_table(fields: pd.DataFrame, suite: str, markdown: bool = False) -> str
         return "(no results)"
     variants = list(dict.fromkeys(sf["variant"]))
     order = list(dict.fromkeys(sf["field"]))
+    ns: set[int] = set()
     table = []
     for fld in order:
         row: dict[str, str] = {"field": fld}
@@ -478,13 +479,21 @@ def field_table(fields: pd.DataFrame, suite: str, markdown: bool = False) -> str
                 row[v] = ""
                 continue
             r0 = r.iloc[0]
-            cell = f"{_pct(r0['accuracy'])} {_ci(r0['ci_low'], r0['ci_high'])} n={int(r0['n'])}"
-            if r0["missed"] or r0["spurious"]:
-                cell += f" (missed {int(r0['missed'])}, spurious {int(r0['spurious'])})"
+            if markdown:
+                cell = f"{_pct(r0['accuracy'])} {_ci(r0['ci_low'], r0['ci_high'])} n={int(r0['n'])}"
+                if r0["missed"] or r0["spurious"]:
+                    cell += f" (missed {int(r0['missed'])}, spurious {int(r0['spurious'])})"
+            else:
+                cell = f"{_pct(r0['accuracy'])} {_ci(r0['ci_low'], r0['ci_high'])}"
+                ns.add(int(r0["n"]))
             row[v] = cell
         table.append(row)
     frame = pd.DataFrame(table)
-    return frame.to_markdown(index=False) if markdown else frame.to_string(index=False)
+    if markdown:
+        return frame.to_markdown(index=False)
+    n_text = f"n={ns.pop()}" if len(ns) == 1 else "n varies"
+    frame = frame.rename(columns={"field": f"field ({n_text})"})
+    return frame.to_string(index=False, justify="left")
 
 
 def variant_table(variants: pd.DataFrame, suite: str) -> str:

@@ -1,0 +1,339 @@
+"""Benchmark 1: replay throughput of `pytest evals` vs the naive pytest-recording way, and its scaling."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _common import (  # noqa: E402
+    MODEL,
+    PROMPTS,
+    SUITE,
+    Figure,
+    ProjectSpec,
+    Recorder,
+    base_parser,
+    expect_passed,
+    finish,
+    judged,
+    load,
+    naive_cmd,
+    ours_cmd,
+    print_profile,
+    run,
+    variant_names,
+    work_dir,
+)
+
+BENCH = "replay_throughput"
+TARGET_IPS = 500.0
+TARGET_RATIO = 4.0
+TARGET_SCALING = 1.5
+
+
+def timed_replays(
+    commands: dict[str, tuple[list[str], Path, int]], repeats: int
+) -> dict[str, list[float]]:
+    """Run each (command, project, expected items) `repeats` times, interleaved; wall times per name."""
+    walls: dict[str, list[float]] = {name: [] for name in commands}
+    for rep in range(repeats):
+        for name, (cmd, root, items) in commands.items():
+            result = run(cmd, root)
+            expect_passed(result, items, f"replay {name}")
+            walls[name].append(result.wall)
+            print(f"  run {rep + 1}/{repeats} {name:<14} {result.wall:7.2f} s  (load {load()})")
+    return walls
+
+
+def floor(project: Path, calls: int) -> dict[str, float]:
+    """Milliseconds per call of the same instructor/openai call against an in-memory transport (no vcrpy)."""
+    import httpx2
+    import instructor
+    import openai
+    from instructor.processing.multimodal import Audio
+    from openai import AsyncOpenAI
+
+    from audio_evals.cassettes import match_key, normalise_body
+    from audio_evals.runner import score_result
+    from audio_evals.suites import load_suite
+
+    cassette = project / "cassettes" / SUITE / f"{variant_names(1)[0]}.yaml"
+    interaction = yaml.load(cassette.read_text(encoding="utf-8"), Loader=yaml.CSafeLoader)[
+        "interactions"
+    ][0]
+    answer = interaction["response"]["body"]["string"].encode()
+    stored = json.loads(interaction["request"]["body"])
+    suite = load_suite(project / "evals" / f"{SUITE}.eval.toml", root=project)
+    case = suite.dataset.cases[0]
+    variant = suite.variants[0]
+
+    def handler(request: Any) -> Any:
+        return httpx2.Response(200, headers={"content-type": "application/json"}, content=answer)
+
+    b64 = base64.b64encode(case.read_audio()).decode()
+    body_holder: dict[str, bytes] = {}
+
+    def capture(request: Any) -> Any:
+        body_holder["body"] = request.read()
+        return handler(request)
+
+    async def measure() -> dict[str, float]:
+        raw = AsyncOpenAI(
+            base_url="http://localhost/v1",
+            api_key="sk-floor",
+            max_retries=0,
+            http_client=openai.DefaultAsyncHttpxClient(transport=httpx2.MockTransport(capture)),
+        )
+        client = instructor.from_openai(raw)
+
+        async def instructor_call() -> Any:
+            return await client.chat.completions.create_with_completion(
+                model=MODEL,
+                response_model=suite.response_model,
+                messages=[
+                    {"role": "user", "content": [PROMPTS[0], Audio.from_path(case.audio_path)]}
+                ],
+                max_retries=1,
+                modalities=["text"],
+            )
+
+        async def sdk_call() -> Any:
+            return await raw.chat.completions.create(
+                model=MODEL,
+                messages=[
+                    {
+                        "role": "user",
+                        "content": [
+                            {"type": "text", "text": PROMPTS[0]},
+                            {"type": "input_audio", "input_audio": {"data": b64, "format": "wav"}},
+                        ],
+                    }
+                ],
+                tools=stored["tools"],
+                tool_choice=stored["tool_choice"],
+                modalities=["text"],
+            )
+
+        out: dict[str, float] = {}
+        for name, fn in (("instructor_call", instructor_call), ("sdk_call", sdk_call)):
+            for _ in range(max(5, calls // 10)):
+                await fn()
+            started = time.perf_counter()
+            for _ in range(calls):
+                await fn()
+            out[name] = (time.perf_counter() - started) / calls * 1000.0
+        await raw.close()
+        return out
+
+    out = asyncio.run(measure())
+    body = body_holder["body"]
+
+    class _Req:
+        method = "POST"
+        uri = "http://localhost/v1/chat/completions"
+        headers = {"content-type": "application/json"}
+
+    req = _Req()
+    req.body = body  # type: ignore[attr-defined]
+    started = time.perf_counter()
+    for _ in range(calls):
+        normalise_body.cache_clear()
+        match_key(req)
+    out["match_key_uncached"] = (time.perf_counter() - started) / calls * 1000.0
+    extraction_cls = __import__("audio_evals.extraction", fromlist=["Extraction"]).Extraction
+    predicted = suite.response_model(name="Jason", age=20)
+    started = time.perf_counter()
+    for _ in range(calls):
+        score_result(suite, variant, case, 0, extraction_cls(predicted=predicted))
+    out["score_result"] = (time.perf_counter() - started) / calls * 1000.0
+    started = time.perf_counter()
+    for _ in range(calls):
+        suite.dataset.case(suite.dataset.cases[-1].id)
+    out["dataset_case_last"] = (time.perf_counter() - started) / calls * 1000.0
+    out["n_cases"] = float(len(suite.dataset))
+    return out
+
+
+def profile_replay(root: Path, out: Path) -> dict[str, Any]:
+    """Replay the project once under pyinstrument; print and return the breakdown."""
+    cmd = [
+        sys.executable,
+        "-m",
+        "pyinstrument",
+        "-r",
+        "pyisession",
+        "-o",
+        str(out),
+        "-m",
+        "pytest",
+        "-q",
+        "-p",
+        "no:cacheprovider",
+        "evals",
+    ]
+    result = run(cmd, root)
+    if result.returncode != 0 or not out.exists():
+        raise RuntimeError(f"profiled replay failed:\n{result.tail()}")
+    return print_profile("ours, replay under pyinstrument", out)
+
+
+def main() -> int:
+    """Run the benchmark and print its figures."""
+    parser = base_parser(__doc__ or "")
+    parser.add_argument("--cases", type=int, default=None, help="N (default 1000, short 200)")
+    parser.add_argument("--variants", type=int, default=2, help="V (default 2)")
+    parser.add_argument("--seconds", type=float, default=3.0, help="audio seconds per case")
+    parser.add_argument("--repeats", type=int, default=None, help="timed runs each (3, short 2)")
+    parser.add_argument(
+        "--scale",
+        default=None,
+        help="N,N for the scaling check with tiny clips (full default 1000,10000; short: off)",
+    )
+    parser.add_argument("--floor-calls", type=int, default=300, help="calls per floor figure")
+    parser.add_argument("--no-profile", action="store_true", help="skip the pyinstrument run")
+    args = parser.parse_args()
+    started = time.perf_counter()
+    n = args.cases or (200 if args.short else 1000)
+    v = args.variants
+    repeats = args.repeats or (2 if args.short else 3)
+    scale = args.scale if args.scale is not None else ("" if args.short else "1000,10000")
+    sizes = [int(x) for x in scale.split(",") if x.strip()]
+    figures: list[Figure] = []
+    details: dict[str, Any] = {"n": n, "v": v, "seconds": args.seconds, "repeats": repeats}
+    print(f"{BENCH}: N={n} cases x V={v} variants, {args.seconds:g} s audio each, load {load()}")
+    with work_dir(args.work, args.keep) as work, Recorder(work) as recorder:
+        main_spec = ProjectSpec(n_cases=n, variants=v, seconds=args.seconds, naive=True)
+        one_spec = ProjectSpec(n_cases=1, variants=v, seconds=args.seconds, naive=True)
+        main_root = recorder.project(main_spec)
+        one_root = recorder.project(one_spec)
+        scale_roots: dict[int, Path] = {}
+        if sizes:
+            scale_roots[1] = recorder.project(ProjectSpec(n_cases=1, kind="tiny"))
+            for size in sizes:
+                scale_roots[size] = recorder.project(ProjectSpec(n_cases=size, kind="tiny"))
+        recorder.close()  # replay is offline: nothing may reach a server
+        details["record_seconds"] = dict(recorder.record_seconds)
+        items = main_spec.items
+        walls = timed_replays(
+            {
+                "ours-1case": (ours_cmd(), one_root, one_spec.items),
+                "ours": (ours_cmd(), main_root, items),
+                "naive-1case": (naive_cmd(), one_root, one_spec.items),
+                "naive": (naive_cmd(), main_root, items),
+            },
+            repeats,
+        )
+        details["walls"] = walls
+        best = {name: min(values) for name, values in walls.items()}
+        ours_work = best["ours"] - best["ours-1case"]
+        naive_work = best["naive"] - best["naive-1case"]
+        ours_ips = items / ours_work
+        naive_ips = items / naive_work
+        figures += [
+            Figure(BENCH, f"ours: wall, {items} items (min of {repeats})", f"{best['ours']:.2f} s"),
+            Figure(
+                BENCH,
+                "ours: pytest start-up (same command, 1-case suite)",
+                f"{best['ours-1case']:.2f} s",
+            ),
+            Figure(BENCH, "ours: end-to-end items/s", f"{items / best['ours']:.0f}"),
+            judged(
+                BENCH,
+                "ours: harness items/s = items/(wall - start-up)",
+                f"{ours_ips:.0f}",
+                f">= {TARGET_IPS:.0f}",
+                ours_ips >= TARGET_IPS,
+            ),
+            Figure(
+                BENCH, f"naive: wall, {items} tests (min of {repeats})", f"{best['naive']:.2f} s"
+            ),
+            Figure(
+                BENCH,
+                "naive: pytest start-up (same command, 1-case module)",
+                f"{best['naive-1case']:.2f} s",
+            ),
+            Figure(BENCH, "naive: harness items/s", f"{naive_ips:.0f}"),
+            judged(
+                BENCH,
+                "ours / naive, harness items/s",
+                f"{ours_ips / naive_ips:.2f}x",
+                f">= {TARGET_RATIO:g}x",
+                ours_ips / naive_ips >= TARGET_RATIO,
+            ),
+            Figure(BENCH, "ours / naive, end-to-end wall", f"{best['naive'] / best['ours']:.2f}x"),
+        ]
+        if sizes:
+            scale_walls = timed_replays(
+                {
+                    f"tiny-{size}": (ours_cmd(), root, max(size, 1))
+                    for size, root in sorted(scale_roots.items())
+                },
+                repeats,
+            )
+            details["scale_walls"] = scale_walls
+            base = min(scale_walls["tiny-1"])
+            per_item = {
+                size: (min(scale_walls[f"tiny-{size}"]) - base) / size * 1000.0 for size in sizes
+            }
+            details["per_item_ms"] = per_item
+            for size in sizes:
+                figures.append(
+                    Figure(
+                        BENCH,
+                        f"per-item cost at N={size} (40 ms clips)",
+                        f"{per_item[size]:.2f} ms",
+                    )
+                )
+            if len(sizes) >= 2:
+                lo, hi = sizes[0], sizes[-1]
+                ratio = per_item[hi] / per_item[lo]
+                figures.append(
+                    judged(
+                        BENCH,
+                        f"per-item cost N={hi} / N={lo}",
+                        f"{ratio:.2f}x",
+                        f"<= {TARGET_SCALING:g}x",
+                        ratio <= TARGET_SCALING,
+                    )
+                )
+        fl = floor(main_root, args.floor_calls)
+        details["floor_ms"] = fl
+        print(
+            f"\n-- floor: the same call against an in-memory httpx2 transport, no vcrpy, no pytest "
+            f"({args.floor_calls} sequential calls) --\n"
+            f"  instructor create_with_completion + Audio.from_path ({args.seconds:g} s WAV): "
+            f"{fl['instructor_call']:.2f} ms/call\n"
+            f"  openai SDK alone (pre-built messages, base64 audio):                     "
+            f"{fl['sdk_call']:.2f} ms/call\n"
+            f"  audio-evals match_key on the full body (normalise + sha256, uncached):   "
+            f"{fl['match_key_uncached']:.2f} ms\n"
+            f"  audio-evals score_result (Person, 2 fields):                              "
+            f"{fl['score_result']:.2f} ms\n"
+            f"  Dataset.case(id) of the last case of {int(fl['n_cases'])} (linear scan):            "
+            f"{fl['dataset_case_last']:.3f} ms"
+        )
+        floor_ips = 1000.0 / fl["instructor_call"]
+        figures += [
+            Figure(
+                BENCH, "floor: instructor+openai call, in-memory", f"{fl['instructor_call']:.2f} ms"
+            ),
+            Figure(BENCH, "floor: openai SDK alone, in-memory", f"{fl['sdk_call']:.2f} ms"),
+            Figure(BENCH, "floor: call-only ceiling (1 core)", f"{floor_ips:.0f} items/s"),
+        ]
+        if not args.no_profile:
+            details["profile"] = profile_replay(main_root, work / "replay.pyisession")
+    finish(BENCH, figures, args.json, started, details)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
