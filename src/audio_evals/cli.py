@@ -9,7 +9,14 @@ from pathlib import Path
 
 import pandas as pd
 
-from .report import RECORD_FIELD, Report, comparison_table, load_report
+from .report import (
+    RECORD_FIELD,
+    Report,
+    comparison_row,
+    comparison_table,
+    load_report,
+    per_case_scores,
+)
 from .stats import paired_comparison
 
 
@@ -23,44 +30,19 @@ def compare_reports(a: Report, b: Report) -> pd.DataFrame:
     for suite, variant in keys:
         fields = [RECORD_FIELD, *dict.fromkeys(a.results[a.results["suite"] == suite]["field"])]
         for fld in fields:
-            sa = _per_case(a, suite, variant, fld)
-            sb = _per_case(b, suite, variant, fld)
+            sa = per_case_scores(a, suite, variant, fld)
+            sb = per_case_scores(b, suite, variant, fld)
             joined = pd.concat([sa.rename("a"), sb.rename("b")], axis=1, join="inner").sort_index()
             if joined.empty:
                 continue
             res = paired_comparison(joined["a"].to_numpy(), joined["b"].to_numpy())
             rows.append(
                 {
-                    "suite": suite,
-                    "field": fld,
-                    "variant_a": f"A:{variant}",
-                    "variant_b": f"B:{variant}",
+                    **comparison_row(suite, fld, f"A:{variant}", f"B:{variant}", res),
                     "variant": variant,
-                    "n": res.n,
-                    "accuracy_a": res.mean_a,
-                    "accuracy_b": res.mean_b,
-                    "diff": res.diff,
-                    "ci_low": res.ci_low,
-                    "ci_high": res.ci_high,
-                    "p_value": res.p_value,
-                    "wins": res.wins,
-                    "losses": res.losses,
-                    "ties": res.ties,
-                    "method": res.method,
-                    "verdict": res.verdict,
-                    "label": res.label,
                 }
             )
     return pd.DataFrame(rows)
-
-
-def _per_case(report: Report, suite: str, variant: str, fld: str) -> pd.Series:
-    if fld == RECORD_FIELD:
-        sel = report.cases[(report.cases["suite"] == suite) & (report.cases["variant"] == variant)]
-        return sel.groupby("case_id")["exact"].mean().astype(float)
-    res = report.results
-    sel = res[(res["suite"] == suite) & (res["variant"] == variant) & (res["field"] == fld)]
-    return sel.groupby("case_id")["correct"].mean().astype(float)
 
 
 def _cmd_compare(args: argparse.Namespace) -> int:

@@ -13,7 +13,7 @@ from typing import Any
 
 import pandas as pd
 
-from .report import RECORD_FIELD, Report, dumps_json
+from .report import RECORD_FIELD, Report, dumps_json, per_case_scores
 from .stats import paired_comparison
 
 BASELINE_VERSION = 1
@@ -240,7 +240,9 @@ def evaluate(
                             row["ci_low"] if rule.on == "lower_bound" else row["accuracy"]
                         )
                         ok = not math.isnan(value) and value >= threshold
-                        interval = f"95% CI [{row['ci_low']:.3f}, {row['ci_high']:.3f}], n={int(row['n'])}"
+                        interval = (
+                            f"95% CI [{row['ci_low']:.3f}, {row['ci_high']:.3f}], n={int(row['n'])}"
+                        )
                         if rule.on == "lower_bound":
                             measured = f"95% lower bound {value:.3f} (accuracy {row['accuracy']:.3f}, {interval})"
                         else:
@@ -313,16 +315,11 @@ def baseline_from_report(report: Report) -> dict[str, Any]:
     """The baseline document: per suite, variant and field, accuracy and per-case correctness."""
     doc: dict[str, Any] = {"version": BASELINE_VERSION, "suites": {}}
     res = report.results
-    cases = report.cases
     for (suite, variant), group in res.groupby(["suite", "variant"], sort=True):
         entry: dict[str, Any] = {}
         fields = [RECORD_FIELD, *dict.fromkeys(group["field"])]
         for fld in fields:
-            if fld == RECORD_FIELD:
-                sel = cases[(cases["suite"] == suite) & (cases["variant"] == variant)]
-                per_case = sel.groupby("case_id")["exact"].mean()
-            else:
-                per_case = group[group["field"] == fld].groupby("case_id")["correct"].mean()
+            per_case = per_case_scores(report, suite, variant, fld)
             entry[fld] = {
                 "accuracy": round(float(per_case.mean()), 6),
                 "n": int(len(per_case)),
@@ -356,15 +353,6 @@ def read_baseline(path: Path) -> dict[str, Any] | None:
     return doc
 
 
-def _current_per_case(report: Report, suite: str, variant: str, fld: str) -> pd.Series:
-    if fld == RECORD_FIELD:
-        sel = report.cases[(report.cases["suite"] == suite) & (report.cases["variant"] == variant)]
-        return sel.groupby("case_id")["exact"].mean().astype(float)
-    res = report.results
-    sel = res[(res["suite"] == suite) & (res["variant"] == variant) & (res["field"] == fld)]
-    return sel.groupby("case_id")["correct"].mean().astype(float)
-
-
 def _regression(
     report: Report,
     rule: GateRules,
@@ -395,7 +383,7 @@ def _regression(
                 out.append(_not_run(scope, name_prefix, None))
                 continue
             for fld, base in base_fields.items():
-                now = _current_per_case(report, suite, scope.variant, fld)
+                now = per_case_scores(report, suite, scope.variant, fld)
                 before = pd.Series(base["cases"], dtype=float)
                 common = sorted(set(before.index) & set(now.index))
                 name = f"{name_prefix}:{fld} drop <= {reg.max_drop:g}"

@@ -15,7 +15,7 @@ import pandas as pd
 
 from .pricing import PriceTable, Usage, load_price_table, usage_from_response
 from .runner import CaseResult
-from .stats import accuracy_summary, consistency, paired_comparison
+from .stats import PairedResult, accuracy_summary, consistency, paired_comparison
 
 RECORD_FIELD = "(record)"
 RESULT_COLUMNS = [
@@ -269,6 +269,39 @@ def _unit_scores(
     return sel.set_index(["case_id", "repeat"])["correct"].astype(float)
 
 
+def comparison_row(suite: str, fld: str, a: str, b: str, res: PairedResult) -> dict[str, Any]:
+    """One row of a comparison table from a paired result."""
+    return {
+        "suite": suite,
+        "field": fld,
+        "variant_a": a,
+        "variant_b": b,
+        "n": res.n,
+        "accuracy_a": res.mean_a,
+        "accuracy_b": res.mean_b,
+        "diff": res.diff,
+        "ci_low": res.ci_low,
+        "ci_high": res.ci_high,
+        "p_value": res.p_value,
+        "wins": res.wins,
+        "losses": res.losses,
+        "ties": res.ties,
+        "method": res.method,
+        "verdict": res.verdict,
+        "label": res.label,
+    }
+
+
+def per_case_scores(report: Report, suite: str, variant: str, fld: str) -> pd.Series:
+    """Per case (mean over repeats) correctness of one field, or of the exact record, of a variant."""
+    if fld == RECORD_FIELD:
+        sel = report.cases[(report.cases["suite"] == suite) & (report.cases["variant"] == variant)]
+        return sel.groupby("case_id")["exact"].mean().astype(float)
+    res = report.results
+    sel = res[(res["suite"] == suite) & (res["variant"] == variant) & (res["field"] == fld)]
+    return sel.groupby("case_id")["correct"].mean().astype(float)
+
+
 def comparison_frame(
     results: pd.DataFrame,
     cases: pd.DataFrame,
@@ -325,27 +358,7 @@ def comparison_frame(
                 res = paired_comparison(
                     joined["a"].to_numpy(), joined["b"].to_numpy(), clusters=clusters
                 )
-                rows.append(
-                    {
-                        "suite": suite,
-                        "field": fld,
-                        "variant_a": a,
-                        "variant_b": b,
-                        "n": res.n,
-                        "accuracy_a": res.mean_a,
-                        "accuracy_b": res.mean_b,
-                        "diff": res.diff,
-                        "ci_low": res.ci_low,
-                        "ci_high": res.ci_high,
-                        "p_value": res.p_value,
-                        "wins": res.wins,
-                        "losses": res.losses,
-                        "ties": res.ties,
-                        "method": res.method,
-                        "verdict": res.verdict,
-                        "label": res.label,
-                    }
-                )
+                rows.append(comparison_row(suite, fld, a, b, res))
     return pd.DataFrame(rows, columns=columns)
 
 
