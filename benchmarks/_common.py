@@ -512,6 +512,69 @@ class Recorder:
         marker.write_text(json.dumps(asdict(spec)), encoding="utf-8")
         return root
 
+    def subset(self, source: ProjectSpec, keep: int, log: Callable[[str], None] = print) -> Path:
+        """The first `keep` cases of a recorded project, with exactly their recorded interactions.
+
+        Cutting the recorded cassettes gives the cassettes a recording of the smaller suite would
+        write (same requests, same answers) without another recording run.
+        """
+        import base64
+
+        import yaml
+        from vcr.serializers import yamlserializer
+
+        from audio_evals.cassettes import digest
+
+        src = self.project(source, log)
+        root = self.work / "projects" / f"{source.key}_first{keep}"
+        marker = root / ".recorded"
+        if marker.is_file():
+            return root
+        if root.exists():
+            shutil.rmtree(root)
+        ids = case_ids(source)[:keep]
+        shutil.copytree(
+            src,
+            root,
+            ignore=shutil.ignore_patterns("cassettes", "audio", "reports", ".recorded", "*.jsonl"),
+        )
+        data_src = src / "datasets" / SUITE
+        data_dst = root / "datasets" / SUITE
+        rows = (data_src / "metadata.jsonl").read_text(encoding="utf-8").splitlines()
+        kept_rows = [r for r in rows if json.loads(r)["id"] in ids]
+        (data_dst / "audio").mkdir(parents=True, exist_ok=True)
+        digests = set()
+        for row in kept_rows:
+            name = json.loads(row)["file_name"]
+            shutil.copy(data_src / name, data_dst / name)
+            digests.add(digest(base64.b64encode((data_src / name).read_bytes()).decode("ascii")))
+        (data_dst / "metadata.jsonl").write_text("\n".join(kept_rows) + "\n", encoding="utf-8")
+        for cassette in (src / "cassettes").rglob("*.yaml"):
+            doc = yaml.load(cassette.read_text(encoding="utf-8"), Loader=yaml.CSafeLoader)
+            doc["interactions"] = [
+                i
+                for i in doc["interactions"]
+                if any(d in str(i["request"]["body"]) for d in digests)
+            ]
+            dest = root / cassette.relative_to(src)
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            dest.write_text(yamlserializer.serialize(doc), encoding="utf-8")
+        naive_cases = root / "naive" / "cases.json"
+        if naive_cases.exists():
+            spec = json.loads(naive_cases.read_text(encoding="utf-8"))
+            spec["cases"] = [c for c in spec["cases"] if c["id"].split("-", 2)[-1] in ids]
+            naive_cases.write_text(json.dumps(spec, indent=0), encoding="utf-8")
+            for case in spec["cases"]:
+                name = f"test_extract[{case['id']}].yaml"
+                folder = Path("naive") / "cassettes" / "test_naive"
+                (root / folder).mkdir(parents=True, exist_ok=True)
+                shutil.copy(src / folder / name, root / folder / name)
+        marker.write_text(json.dumps({"source": source.key, "keep": keep}), encoding="utf-8")
+        log(
+            f"  derived {root.name} (first {keep} case(s) of {source.key}, its recorded interactions)"
+        )
+        return root
+
 
 def median(values: Sequence[float]) -> float:
     """The median of a non-empty sequence."""
@@ -598,10 +661,65 @@ def profile_breakdown(
     return root.time, cats, funcs
 
 
+# Phases of a `pytest evals` run, by the inclusive time of one function (outermost call only).
+PHASES: tuple[tuple[str, str, str], ...] = (
+    ("start-up: imports", "_find_and_load", "importlib"),
+    ("collection (suite, dataset, items)", "pytest_collection", "_pytest/main.py"),
+    (
+        "batches: _run_batch_of (cassette, SDK, vcrpy, scoring)",
+        "_run_batch_of",
+        "audio_evals/plugin.py",
+    ),
+    ("  of which the cassette load + index", "_load", "audio_evals/cassettes.py"),
+    ("pytest run loop (all items, incl. the batch)", "pytest_runtestloop", "_pytest/main.py"),
+    ("reports + gates (finish_session)", "finish_session", "audio_evals/finish.py"),
+)
+
+
+def phase_times(session_file: Path) -> list[tuple[str, float]]:
+    """Inclusive seconds of each phase function (outermost calls), imports inside it excluded."""
+    from pyinstrument.session import Session
+
+    root = Session.load(str(session_file)).root_frame(trim_stem=False)
+    out: list[tuple[str, float]] = []
+    if root is None:
+        return out
+
+    def is_import(frame: Any) -> bool:
+        return frame.function == "_find_and_load" and "importlib" in (frame.file_path or "")
+
+    def importing(frame: Any) -> float:
+        total, stack = 0.0, [frame]
+        while stack:
+            node = stack.pop()
+            if is_import(node):
+                total += node.time
+                continue
+            stack.extend(node.children)
+        return total
+
+    for name, function, where in PHASES:
+        total = 0.0
+        stack = [root]
+        while stack:
+            frame = stack.pop()
+            if frame.function == function and where in (frame.file_path or ""):
+                total += frame.time if is_import(frame) else frame.time - importing(frame)
+                continue
+            stack.extend(frame.children)
+        out.append((name, total))
+    return out
+
+
 def print_profile(title: str, session_file: Path, top: int = 12) -> dict[str, Any]:
-    """Print the library breakdown and the hottest functions of a profile; return them."""
+    """Print the phases, the library breakdown and the hottest functions of a profile; return them."""
     total, cats, funcs = profile_breakdown(session_file)
+    phases = phase_times(session_file)
     print(f"\n-- {title}: where the time goes (pyinstrument, {total:.2f} s sampled) --")
+    print("  phases (inclusive, imports apart):")
+    for name, seconds in phases:
+        print(f"  {seconds:7.2f} s {100 * seconds / max(total, 1e-9):5.1f}%  {name}")
+    print("  by library (self time; imports apart):")
     for name, seconds in cats:
         if seconds / max(total, 1e-9) >= 0.005:
             print(f"  {seconds:7.2f} s {100 * seconds / total:5.1f}%  {name}")
@@ -610,6 +728,7 @@ def print_profile(title: str, session_file: Path, top: int = 12) -> dict[str, An
         print(f"  {seconds:7.2f} s {100 * seconds / total:5.1f}%  {name}")
     return {
         "total_s": round(total, 3),
+        "phases": [(n, round(t, 3)) for n, t in phases],
         "categories": [(n, round(s, 3)) for n, s in cats],
         "top_functions": [(n, round(s, 3)) for n, s in funcs[:top]],
     }

@@ -160,7 +160,41 @@ def floor(project: Path, calls: int) -> dict[str, float]:
         suite.dataset.case(suite.dataset.cases[-1].id)
     out["dataset_case_last"] = (time.perf_counter() - started) / calls * 1000.0
     out["n_cases"] = float(len(suite.dataset))
+    out["run_batch_item"] = in_process_replay(project)
     return out
+
+
+def in_process_replay(project: Path) -> float:
+    """Milliseconds per item of `run_batch` replaying every batch inside `open_cassette` (no pytest)."""
+    from audio_evals.cassettes import cassette_path, open_cassette
+    from audio_evals.plugin import REPLAY_API_KEY, REPLAY_BASE_URL
+    from audio_evals.runner import EvalRef, run_batch
+    from audio_evals.suites import load_suite
+
+    suite = load_suite(project / "evals" / f"{SUITE}.eval.toml", root=project)
+    best = float("inf")
+    for _ in range(2):  # the first pass also pays lazy imports and first-call caches
+        items, started = 0, time.perf_counter()
+        for variant in suite.variants:
+            refs = [EvalRef(suite.name, variant.name, c.id) for c in suite.dataset]
+            path = cassette_path(project / "cassettes", suite.name, variant.name)
+            with open_cassette(path, "none"):
+                results = asyncio.run(
+                    run_batch(
+                        suite,
+                        variant,
+                        refs,
+                        base_url=REPLAY_BASE_URL,
+                        api_key=REPLAY_API_KEY,
+                        max_retries=0,
+                    )
+                )
+            errors = [r for r in results.values() if r.error_kind]
+            if len(results) != len(refs) or errors:
+                raise RuntimeError(f"in-process replay: {len(errors)} errors, e.g. {errors[:1]}")
+            items += len(results)
+        best = min(best, (time.perf_counter() - started) / items * 1000.0)
+    return best
 
 
 def profile_replay(root: Path, out: Path) -> dict[str, Any]:
@@ -200,6 +234,9 @@ def main() -> int:
     )
     parser.add_argument("--floor-calls", type=int, default=300, help="calls per floor figure")
     parser.add_argument("--no-profile", action="store_true", help="skip the pyinstrument run")
+    parser.add_argument(
+        "--xdist", action="store_true", help="also time the replay under pytest-xdist -n 2"
+    )
     args = parser.parse_args()
     started = time.perf_counter()
     n = args.cases or (200 if args.short else 1000)
@@ -212,22 +249,21 @@ def main() -> int:
     print(f"{BENCH}: N={n} cases x V={v} variants, {args.seconds:g} s audio each, load {load()}")
     with work_dir(args.work, args.keep) as work, Recorder(work) as recorder:
         main_spec = ProjectSpec(n_cases=n, variants=v, seconds=args.seconds, naive=True)
-        one_spec = ProjectSpec(n_cases=1, variants=v, seconds=args.seconds, naive=True)
         main_root = recorder.project(main_spec)
-        one_root = recorder.project(one_spec)
+        one_root = recorder.subset(main_spec, 1)
         scale_roots: dict[int, Path] = {}
         if sizes:
-            scale_roots[1] = recorder.project(ProjectSpec(n_cases=1, kind="tiny"))
             for size in sizes:
                 scale_roots[size] = recorder.project(ProjectSpec(n_cases=size, kind="tiny"))
+            scale_roots[1] = recorder.subset(ProjectSpec(n_cases=sizes[0], kind="tiny"), 1)
         recorder.close()  # replay is offline: nothing may reach a server
         details["record_seconds"] = dict(recorder.record_seconds)
         items = main_spec.items
         walls = timed_replays(
             {
-                "ours-1case": (ours_cmd(), one_root, one_spec.items),
+                "ours-1case": (ours_cmd(), one_root, v),
                 "ours": (ours_cmd(), main_root, items),
-                "naive-1case": (naive_cmd(), one_root, one_spec.items),
+                "naive-1case": (naive_cmd(), one_root, v),
                 "naive": (naive_cmd(), main_root, items),
             },
             repeats,
@@ -307,28 +343,58 @@ def main() -> int:
                 )
         fl = floor(main_root, args.floor_calls)
         details["floor_ms"] = fl
+        per_item = 1000.0 / ours_ips
         print(
-            f"\n-- floor: the same call against an in-memory httpx2 transport, no vcrpy, no pytest "
-            f"({args.floor_calls} sequential calls) --\n"
-            f"  instructor create_with_completion + Audio.from_path ({args.seconds:g} s WAV): "
-            f"{fl['instructor_call']:.2f} ms/call\n"
-            f"  openai SDK alone (pre-built messages, base64 audio):                     "
-            f"{fl['sdk_call']:.2f} ms/call\n"
-            f"  audio-evals match_key on the full body (normalise + sha256, uncached):   "
-            f"{fl['match_key_uncached']:.2f} ms\n"
-            f"  audio-evals score_result (Person, 2 fields):                              "
-            f"{fl['score_result']:.2f} ms\n"
-            f"  Dataset.case(id) of the last case of {int(fl['n_cases'])} (linear scan):            "
-            f"{fl['dataset_case_last']:.3f} ms"
+            "\n-- floor: the same call against an in-memory httpx2 transport "
+            f"({args.floor_calls} sequential calls; load {load()}) --"
         )
-        floor_ips = 1000.0 / fl["instructor_call"]
+        for label, value in (
+            (
+                f"instructor create_with_completion + Audio.from_path ({args.seconds:g} s WAV)",
+                fl["instructor_call"],
+            ),
+            ("openai SDK alone (pre-built messages, base64 audio)", fl["sdk_call"]),
+            ("audio-evals match_key on the full body (uncached)", fl["match_key_uncached"]),
+            ("audio-evals score_result (Person, 2 fields)", fl["score_result"]),
+            (
+                f"Dataset.case(id) of the last of {int(fl['n_cases'])} cases (linear scan)",
+                fl["dataset_case_last"],
+            ),
+            (
+                "run_batch replay in-process (cassette, vcrpy, scoring; no pytest) per item",
+                fl["run_batch_item"],
+            ),
+            ("pytest evals harness work per item (timed runs above)", per_item),
+        ):
+            print(f"  {value:7.3f} ms  {label}")
         figures += [
             Figure(
                 BENCH, "floor: instructor+openai call, in-memory", f"{fl['instructor_call']:.2f} ms"
             ),
             Figure(BENCH, "floor: openai SDK alone, in-memory", f"{fl['sdk_call']:.2f} ms"),
-            Figure(BENCH, "floor: call-only ceiling (1 core)", f"{floor_ips:.0f} items/s"),
+            Figure(
+                BENCH,
+                "floor: call-only ceiling (1 core)",
+                f"{1000.0 / fl['instructor_call']:.0f} items/s",
+            ),
+            Figure(
+                BENCH, "run_batch replay in-process, per item", f"{fl['run_batch_item']:.2f} ms"
+            ),
+            Figure(BENCH, "pytest evals harness work, per item", f"{per_item:.2f} ms"),
         ]
+        if args.xdist:
+            result = run(ours_cmd("-n", "2"), main_root)
+            expect_passed(result, items, "replay under -n 2")
+            print(f"\n  pytest evals -n 2: {result.wall:.2f} s wall (load {load()})")
+            details["xdist_wall"] = result.wall
+            figures.append(
+                Figure(
+                    BENCH,
+                    "ours under -n 2: end-to-end wall",
+                    f"{result.wall:.2f} s",
+                    note=f"{best['ours']:.2f} s without -n",
+                )
+            )
         if not args.no_profile:
             details["profile"] = profile_replay(main_root, work / "replay.pyisession")
     finish(BENCH, figures, args.json, started, details)

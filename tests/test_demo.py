@@ -31,7 +31,13 @@ def test_demo_dataset_is_reproduced_by_its_script(dataset: str) -> None:
     for tool in ("flite", "espeak-ng", "sox"):
         require_tool(tool)
     proc = subprocess.run(
-        [sys.executable, str(REPO / "scripts" / "make_demo_datasets.py"), "--check", "--dataset", dataset],
+        [
+            sys.executable,
+            str(REPO / "scripts" / "make_demo_datasets.py"),
+            "--check",
+            "--dataset",
+            dataset,
+        ],
         capture_output=True,
         text=True,
         timeout=300,
@@ -51,6 +57,10 @@ def test_committed_cassettes_are_small_and_hold_no_audio_or_secret() -> None:
         assert per_interaction < 8_000, f"{path}: {per_interaction:.0f} bytes per interaction"
         for inter in doc["interactions"]:
             assert set(inter["request"]["headers"]) <= {"content-type"}, path
-            assert not {"set-cookie", "openai-organization", "openai-project"} & set(inter["response"]["headers"])
+            assert not {"set-cookie", "openai-organization", "openai-project"} & set(
+                inter["response"]["headers"]
+            )
             body = inter["request"]["body"] or ""
-            assert "UklGR" not in body and "SUQz" not in body, f"{path}: base64 audio in a request body"
+            assert "UklGR" not in body and "SUQz" not in body, (
+                f"{path}: base64 audio in a request body"
+            )

@@ -350,11 +350,6 @@ def test_regression_vs_baseline_significant_fails_and_small_drop_passes_with_a_n
     assert detail.endswith("not significant at alpha=0.05, passes with a note")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: finish.py:219 takes the baseline path from [tool.audio-evals] baseline and ignores "
-    "[tool.audio-evals.gates.regression] baseline, which the gate names in its verdict",
-)
 def test_regression_baseline_path_from_the_regression_table_is_used(project: Path) -> None:
     set_gates(
         project,
@@ -489,11 +484,6 @@ def test_variant_deselected_on_purpose_is_not_evaluated_and_does_not_fail(projec
     assert "audio-evals gates: 0 failed of 3" in proc.stdout
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: gates.py evaluate()/_variants_for() judge nothing when a rule names a suite or "
-    "variant that does not exist, so a typo passes silently with exit 0",
-)
 @pytest.mark.parametrize(
     ("gates", "typo"),
     [
@@ -571,11 +561,6 @@ def test_invalid_gate_config_is_a_usage_error_naming_file_and_key(
     assert "Traceback" not in both(proc)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: gates.py:114 builds Regression(**table) without type checks; max_drop = '5%' "
-    "crashes with a traceback (ValueError: Unknown format code 'g') once a baseline exists",
-)
 def test_regression_max_drop_as_a_string_is_a_usage_error(project: Path) -> None:
     set_gates(project, '[tool.audio-evals.gates.regression]\nmax_drop = "5%"')
     write_baseline(project, dict.fromkeys(CASE_IDS, 1))
@@ -588,11 +573,6 @@ def test_regression_max_drop_as_a_string_is_a_usage_error(project: Path) -> None
 # ---- terminal display ---------------------------------------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: finish.py:196 passes the gate name as the location domain; pytest -v rewrites "
-    "'.' in it to '::' (shows '>= 0::4', 'gpt-audio-1::5')",
-)
 def test_verbose_output_names_gates_verbatim(project: Path) -> None:
     set_gates(project, 'min_accuracy = {"intro:name" = 0.4}\nvariants = ["local-baseline"]')
     proc = run(project, "evals", "-v")

@@ -75,7 +75,9 @@ class Dataset:
         kept = tuple(c for c in self.cases if predicate(c))
         if not kept:
             raise DatasetError(self.root / METADATA_FILE, None, None, "the filter keeps no case")
-        return Dataset(name=name or self.name, root=self.root, response_model=self.response_model, cases=kept)
+        return Dataset(
+            name=name or self.name, root=self.root, response_model=self.response_model, cases=kept
+        )
 
     def case(self, case_id: str) -> Case:
         """The case with this id."""

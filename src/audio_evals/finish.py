@@ -193,7 +193,7 @@ def _gate_report(result: GateResult) -> pytest.TestReport:
         longrepr = ("audio-evals", 0, f"not evaluated: {result.detail}")
     return pytest.TestReport(
         nodeid=nodeid,
-        location=("audio-evals", 0, result.name),
+        location=("audio-evals", None, f"gate {result.name}"),
         keywords={},
         outcome=outcome,
         longrepr=longrepr,
@@ -216,7 +216,10 @@ def finish_session(state: EvalSession, session: pytest.Session) -> Outcome:
         results, skips=state.skips, prices=_prices(state, settings), cluster_by=cluster_by
     )
     ran = {(r.suite, r.variant) for r in results}
-    baseline_path = state.rootpath / settings.get("baseline", "reports/baseline.json")
+    regression_paths = [r.regression.baseline for r in rules if r.regression is not None]
+    baseline_path = state.rootpath / (
+        regression_paths[0] if regression_paths else "reports/baseline.json"
+    )
     notes: list[str] = []
     try:
         baseline = read_baseline(baseline_path)

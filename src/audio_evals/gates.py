@@ -9,12 +9,10 @@ import tomllib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
-
-from .report import RECORD_FIELD, Report, dumps_json, per_case_scores
-from .stats import paired_comparison
+if TYPE_CHECKING:  # pandas and the report are imported when gates are judged, not when rules are read
+    from .report import Report
 
 BASELINE_VERSION = 1
 PASSED, FAILED, NOT_EVALUATED = "passed", "failed", "not evaluated"
@@ -88,6 +86,30 @@ def _floats(table: Any, origin: str, key: str) -> dict[str, float]:
     return out
 
 
+def _check_regression(reg: Regression, origin: str) -> None:
+    def number(value: Any) -> bool:
+        return isinstance(value, int | float) and not isinstance(value, bool)
+
+    if not number(reg.max_drop) or not 0 <= reg.max_drop <= 1:
+        raise GateConfigError(
+            f"{origin}: regression.max_drop must be a number in [0, 1], got {reg.max_drop!r}"
+        )
+    if not number(reg.alpha) or not 0 < reg.alpha < 1:
+        raise GateConfigError(
+            f"{origin}: regression.alpha must be a number in (0, 1), got {reg.alpha!r}"
+        )
+    if not isinstance(reg.baseline, str) or not reg.baseline:
+        raise GateConfigError(f"{origin}: regression.baseline must be a path, got {reg.baseline!r}")
+    if not isinstance(reg.enabled, bool):
+        raise GateConfigError(
+            f"{origin}: regression.enabled must be true or false, got {reg.enabled!r}"
+        )
+    if reg.test not in ("paired", "none"):
+        raise GateConfigError(
+            f"{origin}: regression.test must be 'paired' or 'none', got {reg.test!r}"
+        )
+
+
 def parse_rules(table: Mapping[str, Any], origin: str, suite: str | None = None) -> GateRules:
     """Read a gates table; in a suite file, keys name fields of that suite only."""
     unknown = sorted(set(table) - _RULE_KEYS)
@@ -112,11 +134,16 @@ def parse_rules(table: Mapping[str, Any], origin: str, suite: str | None = None)
         if bad:
             raise GateConfigError(f"{origin}: unknown regression key {bad[0]!r}")
         regression = Regression(**{k: reg[k] for k in reg})
-        if regression.test not in ("paired", "none"):
-            raise GateConfigError(f"{origin}: regression.test must be 'paired' or 'none'")
+        _check_regression(regression, origin)
     variants = table.get("variants", ())
     if isinstance(variants, str):
         variants = (variants,)
+    if not isinstance(variants, list | tuple) or not all(
+        isinstance(v, str) and v for v in variants
+    ):
+        raise GateConfigError(
+            f"{origin}: variants must be a list of variant names or globs, got {variants!r}"
+        )
     exact = table.get("min_exact_accuracy", {})
     if suite is not None and isinstance(exact, int | float):
         exact = {suite: exact}
@@ -187,6 +214,43 @@ def _variants_for(
     return out
 
 
+def _is_glob(pattern: str) -> bool:
+    return any(ch in pattern for ch in "*?[")
+
+
+def _unmatched_names(rule: GateRules, scopes: Sequence[Scope]) -> list[GateResult]:
+    """Failed gates for literal suite or variant names that match nothing (a typo must not pass)."""
+    suites = {s.suite for s in scopes}
+    variants = {s.variant for s in scopes}
+    out = []
+    keys = [*(_split_key(k)[0] for k in rule.min_accuracy), *rule.min_exact_accuracy]
+    keys += [*rule.max_cost_per_case, *rule.max_p95_latency_ms]
+    for suite in dict.fromkeys(keys):
+        if not _is_glob(suite) and suite not in suites:
+            out.append(
+                GateResult(
+                    f"gate rules for suite {suite}",
+                    FAILED,
+                    None,
+                    None,
+                    f"never scored: no suite named {suite!r} (known: {', '.join(sorted(suites))}) in {rule.origin}",
+                )
+            )
+    for variant in rule.variants:
+        if not _is_glob(variant) and variant not in variants:
+            out.append(
+                GateResult(
+                    f"gate rules for variant {variant}",
+                    FAILED,
+                    None,
+                    None,
+                    f"never scored: no variant named {variant!r} (known: {', '.join(sorted(variants))}) "
+                    f"in {rule.origin}",
+                )
+            )
+    return out
+
+
 def _not_run(scope: Scope, name: str, threshold: float | None) -> GateResult:
     if scope.deselected_on_purpose:
         return GateResult(
@@ -207,6 +271,7 @@ def evaluate(
     fields = report.fields
     suites = sorted({s.suite for s in scopes})
     for rule in rules:
+        out += _unmatched_names(rule, scopes)
         for key, threshold in rule.min_accuracy.items():
             suite_pat, field_pat = _split_key(key)
             for suite in (s for s in suites if _match(suite_pat, s)):
@@ -313,13 +378,15 @@ def _variant_rules(
 
 def baseline_from_report(report: Report) -> dict[str, Any]:
     """The baseline document: per suite, variant and field, accuracy and per-case correctness."""
+    from . import report as report_mod
+
     doc: dict[str, Any] = {"version": BASELINE_VERSION, "suites": {}}
     res = report.results
     for (suite, variant), group in res.groupby(["suite", "variant"], sort=True):
         entry: dict[str, Any] = {}
-        fields = [RECORD_FIELD, *dict.fromkeys(group["field"])]
+        fields = [report_mod.RECORD_FIELD, *dict.fromkeys(group["field"])]
         for fld in fields:
-            per_case = per_case_scores(report, suite, variant, fld)
+            per_case = report_mod.per_case_scores(report, suite, variant, fld)
             entry[fld] = {
                 "accuracy": round(float(per_case.mean()), 6),
                 "n": int(len(per_case)),
@@ -333,6 +400,8 @@ def write_baseline(report: Report, path: Path) -> None:
     """Write the baseline file atomically."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
+    from .report import dumps_json
+
     tmp.write_text(dumps_json(baseline_from_report(report)), encoding="utf-8")
     tmp.replace(path)
 
@@ -360,6 +429,11 @@ def _regression(
     suites: list[str],
     baseline: Mapping[str, Any] | None,
 ) -> list[GateResult]:
+    import pandas as pd
+
+    from .report import per_case_scores
+    from .stats import paired_comparison
+
     reg = rule.regression
     assert reg is not None
     if baseline is None:

@@ -101,6 +101,14 @@ def pytest_configure(config: pytest.Config) -> None:
         raise pytest.UsageError(
             "--prune-cassettes needs the whole run in one process: run it without -n"
         )
+    from .gates import GateConfigError, parse_rules, project_settings
+
+    try:  # a broken gate table is a usage error now, not after every case has run
+        gates = project_settings(config.rootpath).get("gates")
+        if gates:
+            parse_rules(gates, f"{config.rootpath / 'pyproject.toml'} [tool.audio-evals.gates]")
+    except GateConfigError as exc:
+        raise pytest.UsageError(f"audio-evals gates: {exc}") from None
     state = EvalSession(config, record_mode)
     config.stash[STATE_KEY] = state
     config.pluginmanager.register(state, "audio-evals-session")
@@ -151,10 +159,14 @@ class SuiteFile(pytest.File):
 
     def collect(self) -> Iterator[pytest.Item]:
         """Load and validate the suite, then yield its items variant by variant."""
+        from .gates import GateConfigError, parse_rules
+
         state = self.config.stash[STATE_KEY]
         try:
             suite = load_suite(self.path, root=self.config.rootpath)
-        except (SuiteError, DatasetError) as exc:
+            if suite.gates:
+                parse_rules(suite.gates, f"{self.path} [gates]", suite=suite.name)
+        except (SuiteError, DatasetError, GateConfigError) as exc:
             raise self.CollectError(f"audio-evals: {exc}") from None
         state.register_suite(suite)
         for ref in state.refs_for(suite):

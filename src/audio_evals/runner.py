@@ -112,7 +112,9 @@ def score_result(
         latency_source=extraction.latency_source,
         transcript=extraction.transcript,
         reference_transcript=case.transcript,
-        audio_seconds=audio_seconds(case) if variant.pipeline == "transcribe_then_extract" else None,
+        audio_seconds=audio_seconds(case)
+        if variant.pipeline == "transcribe_then_extract"
+        else None,
         served_model=extraction.served_model,
         transcription_model=variant.transcription_model
         if variant.pipeline == "transcribe_then_extract"
@@ -171,7 +173,9 @@ async def run_batch(
                 try:
                     extraction = await extractor.extract(case)
                 except Exception as exc:  # a harness fault on one case must not take the batch down
-                    extraction = Extraction(predicted=None, error_kind="harness", error=f"{type(exc).__name__}: {exc}")
+                    extraction = Extraction(
+                        predicted=None, error_kind="harness", error=f"{type(exc).__name__}: {exc}"
+                    )
             result = score_result(suite, variant, case, ref.repeat, extraction)
             results[ref] = result
             if on_result is not None:

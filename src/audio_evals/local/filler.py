@@ -276,7 +276,11 @@ def _description_cues(description: str) -> list[str]:
     return words
 
 
-_PLACEHOLDER_BY_FORMAT = {"date": "1970-01-01", "time": "00:00:00", "date-time": "1970-01-01T00:00:00"}
+_PLACEHOLDER_BY_FORMAT = {
+    "date": "1970-01-01",
+    "time": "00:00:00",
+    "date-time": "1970-01-01T00:00:00",
+}
 
 
 def _empty_value(schema: dict[str, Any], root: dict[str, Any]) -> Any:
