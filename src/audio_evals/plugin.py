@@ -240,7 +240,7 @@ class BatchInfo:
     unused_interactions: int | None = None
 
 
-@dataclass
+@dataclass(eq=False)  # a pytest plugin object: hashed by identity
 class EvalSession:
     """Session state: suites, selection, the open cassette, the local server and the results."""
 
