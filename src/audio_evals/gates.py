@@ -11,7 +11,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-if TYPE_CHECKING:  # pandas and the report are imported when gates are judged, not when rules are read
+if (
+    TYPE_CHECKING
+):  # pandas and the report are imported when gates are judged, not when rules are read
     from .report import Report
 
 BASELINE_VERSION = 1

@@ -631,7 +631,10 @@ def load_report(folder: Path) -> Report:
                 f"{path} not found: is {folder} a report folder written by pytest evals?"
             )
         return pd.read_csv(
-            path, keep_default_na=False, na_values=[""], dtype={"expected": str, "predicted": str}
+            path,
+            keep_default_na=False,
+            na_values=[""],
+            dtype={"expected": str, "predicted": str, "error": str, "error_message": str},
         )
 
     results = read("results.csv")
