@@ -34,6 +34,7 @@ PROMPTS = (
     "Extract the following information from the audio",
     "Extract the speaker's first name and age from the audio",
 )
+_DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
 TINY_SECONDS = 0.04  # under the local server's 50 ms "nothing to hear" threshold: no decoding
 PROJECT_FORMAT = 1  # bump when the generated projects change shape
 
@@ -554,7 +555,7 @@ class Recorder:
             doc["interactions"] = [
                 i
                 for i in doc["interactions"]
-                if any(d in str(i["request"]["body"]) for d in digests)
+                if set(_DIGEST.findall(str(i["request"]["body"]))) & digests
             ]
             dest = root / cassette.relative_to(src)
             dest.parent.mkdir(parents=True, exist_ok=True)

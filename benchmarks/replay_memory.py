@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import shutil
 import sys
 import time
@@ -34,6 +35,56 @@ _RUSAGE_WRAPPER = (
 )
 
 
+# Run inside a project: replay under tracemalloc and dump what is alive when the session finishes.
+_SNAPSHOT_SCRIPT = """
+import gc, sys, tracemalloc
+import pytest
+
+class Snapshot:
+    @pytest.hookimpl(trylast=True)
+    def pytest_sessionfinish(self, session):
+        gc.collect()
+        tracemalloc.take_snapshot().dump(sys.argv[1])
+
+tracemalloc.start(12)
+sys.exit(pytest.main(["-q", "-p", "no:cacheprovider", "evals"], plugins=[Snapshot()]))
+"""
+
+
+def _site(traceback: Any) -> str:
+    """The innermost frame of the harness (else pytest, else anything) that allocated."""
+    frames = list(traceback)  # oldest call first
+    for needles in (("audio_evals/",), ("/_pytest/", "/vcr/"), ("",)):
+        for frame in reversed(frames):
+            if any(n in frame.filename for n in needles) and "importlib" not in frame.filename:
+                short = frame.filename.split("site-packages/")[-1].split("src/")[-1]
+                return f"{short}:{frame.lineno}"
+    return "?"
+
+
+def retained_per_case(
+    work: Path, small: Path, big: Path, n_small: int, n_big: int
+) -> list[tuple[str, float]]:
+    """Bytes per case alive at session finish, by allocating site: tracemalloc, big minus small."""
+    import tracemalloc
+
+    script = work / "snapshot_replay.py"
+    script.write_text(_SNAPSHOT_SCRIPT, encoding="utf-8")
+    snaps = []
+    for root in (small, big):
+        out = work / f"{root.name}.snapshot"
+        result = run([sys.executable, str(script), str(out)], root)
+        if result.returncode != 0 or not out.exists():
+            raise RuntimeError(f"tracemalloc replay of {root.name} failed:\n{result.tail()}")
+        snaps.append(tracemalloc.Snapshot.load(str(out)))
+    by_site: dict[str, float] = {}
+    for stat in snaps[1].compare_to(snaps[0], "traceback"):
+        site = _site(stat.traceback)
+        by_site[site] = by_site.get(site, 0.0) + stat.size_diff
+    per_case = [(site, size / (n_big - n_small)) for site, size in by_site.items()]
+    return sorted(per_case, key=lambda kv: -kv[1])
+
+
 def peak_rss(root: Path, items: int) -> Run:
     """Replay a project once; its peak RSS from /usr/bin/time -v (else getrusage in a wrapper)."""
     if shutil.which("/usr/bin/time"):
@@ -55,7 +106,13 @@ def main() -> int:
     parser.add_argument(
         "--sizes", default=None, help="N,N cases (default 1000,10000; short 200,2000)"
     )
-    parser.add_argument("--repeats", type=int, default=2, help="replays per size (max RSS kept)")
+    parser.add_argument("--repeats", type=int, default=1, help="replays per size (max RSS kept)")
+    parser.add_argument(
+        "--explain",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="tracemalloc: bytes retained per case by site (default: on unless --short)",
+    )
     args = parser.parse_args()
     started = time.perf_counter()
     sizes = [
@@ -69,8 +126,13 @@ def main() -> int:
     figures: list[Figure] = []
     details: dict[str, Any] = {"sizes": sizes, "method": method}
     with work_dir(args.work, args.keep) as work, Recorder(work) as recorder:
-        roots = {size: recorder.project(ProjectSpec(n_cases=size, kind="tiny")) for size in sizes}
-        roots[1] = recorder.subset(ProjectSpec(n_cases=sizes[0], kind="tiny"), 1)
+        largest = ProjectSpec(n_cases=max(sizes), kind="tiny")  # smaller suites: its first cases
+        roots = {
+            size: recorder.project(largest)
+            if size == largest.n_cases
+            else recorder.subset(largest, size)
+            for size in [*sizes, 1]
+        }
         recorder.close()
         rss: dict[int, int] = {}
         walls: dict[int, float] = {}
@@ -84,6 +146,23 @@ def main() -> int:
             )
         details["rss_kb"] = rss
         details["walls"] = walls
+        explain = args.explain if args.explain is not None else not args.short
+        if explain:
+            small = 200 if 200 in roots else sizes[0]  # per-case figures need no big suite
+            big_n = min(2000, sizes[-1])
+            if big_n not in roots:
+                roots[big_n] = recorder.subset(largest, big_n)
+            if small not in roots:
+                roots[small] = recorder.subset(largest, small)
+            sites = retained_per_case(work, roots[small], roots[big_n], small, big_n)
+            total = sum(size for _, size in sites)
+            print(
+                f"\n-- alive at session finish, per case (tracemalloc, N={big_n} minus N={small}): "
+                f"{total / 1024:.1f} KiB --"
+            )
+            for site, size in sites[:12]:
+                print(f"  {size / 1024:7.2f} KiB  {site}")
+            details["retained_per_case"] = [(site, round(size)) for site, size in sites[:20]]
     lo, hi = sizes[0], sizes[-1]
     ratio = rss[hi] / rss[lo]
     per_interaction = (rss[hi] - rss[lo]) / (hi - lo)

@@ -252,10 +252,14 @@ def main() -> int:
         main_root = recorder.project(main_spec)
         one_root = recorder.subset(main_spec, 1)
         scale_roots: dict[int, Path] = {}
-        if sizes:
-            for size in sizes:
-                scale_roots[size] = recorder.project(ProjectSpec(n_cases=size, kind="tiny"))
-            scale_roots[1] = recorder.subset(ProjectSpec(n_cases=sizes[0], kind="tiny"), 1)
+        if sizes:  # one recording of the largest size; the smaller suites are its first cases
+            largest = ProjectSpec(n_cases=max(sizes), kind="tiny")
+            for size in [*sizes, 1]:
+                scale_roots[size] = (
+                    recorder.project(largest)
+                    if size == largest.n_cases
+                    else recorder.subset(largest, size)
+                )
         recorder.close()  # replay is offline: nothing may reach a server
         details["record_seconds"] = dict(recorder.record_seconds)
         items = main_spec.items
