@@ -1,8 +1,8 @@
 """Response models for the demo suites (the structure the extractor must fill from audio)."""
 
 import datetime
-from typing import Literal, get_args
 from enum import StrEnum
+from typing import Literal, get_args
 
 from pydantic import BaseModel, Field
 
