@@ -41,12 +41,14 @@ import gc, sys, tracemalloc
 import pytest
 
 class Snapshot:
+    def pytest_sessionstart(self, session):
+        tracemalloc.start(8)  # after start-up imports: tracing them would take minutes
+
     @pytest.hookimpl(trylast=True)
     def pytest_sessionfinish(self, session):
         gc.collect()
         tracemalloc.take_snapshot().dump(sys.argv[1])
 
-tracemalloc.start(12)
 sys.exit(pytest.main(["-q", "-p", "no:cacheprovider", "evals"], plugins=[Snapshot()]))
 """
 

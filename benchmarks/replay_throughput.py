@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import importlib.util
 import json
 import sys
 import time
@@ -233,7 +234,9 @@ def main() -> int:
         help="N,N for the scaling check with tiny clips (full default 1000,10000; short: off)",
     )
     parser.add_argument("--floor-calls", type=int, default=300, help="calls per floor figure")
-    parser.add_argument("--no-profile", action="store_true", help="skip the pyinstrument run")
+    parser.add_argument(
+        "--no-profile", action="store_true", help="skip the pyinstrument run (off in --short)"
+    )
     parser.add_argument(
         "--xdist", action="store_true", help="also time the replay under pytest-xdist -n 2"
     )
@@ -399,7 +402,11 @@ def main() -> int:
                     note=f"{best['ours']:.2f} s without -n",
                 )
             )
-        if not args.no_profile:
+        if args.no_profile or args.short:
+            pass
+        elif importlib.util.find_spec("pyinstrument") is None:
+            print("\n  (no pyinstrument installed: `pip install pyinstrument` for the profile)")
+        else:
             details["profile"] = profile_replay(main_root, work / "replay.pyisession")
     finish(BENCH, figures, args.json, started, details)
     return 0

@@ -29,5 +29,9 @@ CLEAN_STUDIO = PERSON.derive(
 @pytest.mark.audio_eval(CLEAN_STUDIO)
 def test_clean_studio_speech_is_extracted_exactly(audio_eval_result: CaseResult) -> None:
     """Every field right on clean studio-voice speech (errors already fail before this body runs)."""
-    wrong = {f["field"]: (f["expected"], f["predicted"]) for f in audio_eval_result.fields if not f["correct"]}
+    wrong = {
+        f["field"]: (f["expected"], f["predicted"])
+        for f in audio_eval_result.fields
+        if not f["correct"]
+    }
     assert not wrong, f"{audio_eval_result.case_id}: wrong fields (expected, predicted): {wrong}"

@@ -171,3 +171,61 @@ def test_unreadable_and_foreign_cassettes_get_a_clear_error(tmp_path: Path) -> N
 def test_unknown_record_mode_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="unknown record mode 'sometimes'"):
         cas.open_cassette(tmp_path / "x.yaml", "sometimes")
+
+
+def _tricky_cassette() -> dict[str, object]:
+    """Interactions whose bodies hold newlines, YAML-looking lines and unicode."""
+    requests, responses = [], []
+    for i, text in enumerate(
+        [
+            "plain",
+            "line one\n- request:\n  response: not a key\ninteractions:",
+            "  leading spaces and 'quotes' and \"double\" and: colons",
+            "unicode: Zoë, 東京, emoji \U0001f3a4\n\n- ",
+        ]
+    ):
+        requests.append(
+            Request("POST", f"http://x/v1/chat/completions?i={i}", text.encode(), {"a": "b"})
+        )
+        responses.append(
+            {
+                "status": {"code": 200, "message": "OK"},
+                "headers": {"content-type": ["application/json"]},
+                "body": {"string": json.dumps({"content": text}).encode()},
+            }
+        )
+    return {
+        "requests": requests,
+        "responses": responses,
+        "metadata": {"audio_evals": {"format": 1}},
+    }
+
+
+def test_cassettes_are_read_one_interaction_at_a_time_with_vcrpys_result() -> None:
+    from vcr.serialize import deserialize, serialize
+    from vcr.serializers import yamlserializer
+
+    samples = [serialize(_tricky_cassette(), yamlserializer)]
+    samples += [p.read_text(encoding="utf-8") for p in sorted(Path("cassettes").rglob("*.yaml"))]
+    for text in samples:
+        ours = cas._deserialize_by_interaction(text, yamlserializer)
+        theirs = deserialize(text, yamlserializer)
+        assert len(ours) == len(theirs)
+        assert [r._to_dict() for r in ours[0]] == [r._to_dict() for r in theirs[0]]
+        assert ours[1:] == theirs[1:]
+
+
+def test_a_cassette_in_another_yaml_layout_is_still_read_by_vcrpy(tmp_path: Path) -> None:
+    import yaml
+    from vcr.serialize import serialize
+    from vcr.serializers import yamlserializer
+
+    data = yaml.safe_load(serialize(_tricky_cassette(), yamlserializer))
+    flow = yaml.safe_dump(data, default_flow_style=True, width=60)  # not vcrpy's layout
+    path = tmp_path / "flow.yaml"
+    path.write_text(flow, encoding="utf-8")
+    with pytest.raises(ValueError):
+        cas._deserialize_by_interaction(flow, yamlserializer)
+    requests, responses, metadata = cas.AtomicPersister.load_cassette(path, yamlserializer)
+    assert [r.body for r in requests] == [r.body for r in _tricky_cassette()["requests"]]  # type: ignore[union-attr]
+    assert metadata == {"audio_evals": {"format": 1}}

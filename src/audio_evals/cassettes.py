@@ -198,6 +198,58 @@ def _body(r1: Any, r2: Any) -> None:
 MATCHERS = (_method, _path, _body)
 
 
+_TOP_KEY = re.compile(r"^([A-Za-z_]\w*):", re.M)
+_ITEM = re.compile(r"^- ", re.M)
+
+
+def _deserialize_by_interaction(text: str, serializer: Any) -> tuple[Any, ...]:
+    """vcrpy's `deserialize`, one interaction at a time: peak memory near the file's size, not 10x it.
+
+    A YAML cassette as vcrpy writes it has top-level keys at column 0 and its interactions as a
+    column-0 sequence; each item is parsed on its own. Anything else raises, and the caller falls
+    back to vcrpy's whole-file reading.
+    """
+    from vcr.request import Request
+    from vcr.serializers import compat, yamlserializer
+
+    if serializer is not yamlserializer:
+        raise ValueError("not vcrpy's YAML serializer")
+    keys = [(m.group(1), m.start()) for m in _TOP_KEY.finditer(text)]
+    names = [name for name, _ in keys]
+    if "interactions" not in names or len(set(names)) != len(names):
+        raise ValueError("not a vcrpy YAML cassette layout")
+    at = names.index("interactions")
+    start = keys[at][1]
+    end = keys[at + 1][1] if at + 1 < len(keys) else len(text)
+    rest = serializer.deserialize(text[:start] + text[end:]) or {}
+    if not isinstance(rest, dict) or set(rest) - {"version", "metadata"}:
+        raise ValueError("unexpected top-level keys")
+    section = text[start:end]
+    body = section[section.index("\n") + 1 :] if "\n" in section else ""
+    header = section[: len(section) - len(body)].strip()
+    if header != "interactions:":
+        raise ValueError("interactions not in block style")
+    starts = [m.start() for m in _ITEM.finditer(body)]
+    if body.strip() and (not starts or body[: starts[0]].strip()):
+        raise ValueError("unexpected text before the first interaction")
+    requests, responses = [], []
+    for i, begin in enumerate(starts):
+        chunk = body[begin : starts[i + 1] if i + 1 < len(starts) else len(body)]
+        items = serializer.deserialize(chunk)
+        if (
+            not isinstance(items, list)
+            or len(items) != 1
+            or not isinstance(items[0], dict)
+            or set(items[0]) != {"request", "response"}
+        ):
+            raise ValueError("an interaction is not a request/response pair")
+        requests.append(Request._from_dict(items[0]["request"]))
+        responses.append(compat.convert_to_bytes(items[0]["response"]))
+    if rest.get("metadata"):
+        return requests, responses, rest["metadata"]
+    return requests, responses
+
+
 class AtomicPersister:
     """Loads cassettes with clear errors and saves them by temp file + rename."""
 
@@ -215,6 +267,10 @@ class AtomicPersister:
         text = path.read_text(encoding="utf-8")
         if not text.strip():
             raise CassetteNotFoundError()
+        try:
+            return _deserialize_by_interaction(text, serializer)
+        except Exception:  # anything unusual: vcrpy's own whole-file reading, with its errors
+            pass
         try:
             return deserialize(text, serializer)
         except (yaml.YAMLError, ValueError, KeyError, TypeError) as exc:

@@ -138,6 +138,12 @@ class Extractor:
     ) -> None:
         self.variant = variant
         self.response_model = response_model
+        # wrapped once, as instructor would wrap it on every call: its schema cache then hits
+        self._schema_model = (
+            response_model
+            if issubclass(response_model, instructor.OpenAISchema)
+            else instructor.openai_schema(response_model)
+        )
         http_client = openai.DefaultAsyncHttpxClient(event_hooks={"response": [_on_response]})
         self.raw = AsyncOpenAI(
             base_url=base_url,
@@ -209,7 +215,7 @@ class Extractor:
             params = {k: v for k, v in variant.params.items() if k not in {"modalities", "audio"}}
         predicted, completion = await self.client.chat.completions.create_with_completion(
             model=variant.model,
-            response_model=self.response_model,
+            response_model=self._schema_model,
             messages=messages,
             max_retries=variant.validation_retries,
             **params,

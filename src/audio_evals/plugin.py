@@ -432,7 +432,10 @@ class EvalSession:
             self._run_batch_of(ref)
         result = self._cache.pop(ref)
         self._item_results[item.nodeid] = result
-        item.user_properties.append((RESULT_PROPERTY, result.to_json()))
+        if self.is_worker:  # the controller reads it from the report
+            item.user_properties.append((RESULT_PROPERTY, result.to_json()))
+        else:
+            self.results.append(result)
         return result
 
     def _run_batch_of(self, ref: EvalRef) -> None:
@@ -480,6 +483,8 @@ class EvalSession:
         done = set(results)
         if ref.batch in self._pending:
             self._pending[ref.batch] = [r for r in self._pending[ref.batch] if r not in done]
+        if not self.is_worker and not self._pending.get(ref.batch):
+            self._close()  # every answer is in hand: free the cassette before the next batch
 
     def _local_server(self) -> Any:
         if self._server is None:
@@ -550,11 +555,13 @@ class EvalSession:
         )
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        """Collect results that travel with pytest's reports (also from xdist workers)."""
-        if not self.is_controller:
+        """Collect results sent by xdist workers; forget the results of finished items."""
+        if report.when == "teardown":
+            self._item_results.pop(report.nodeid, None)
+        if not self.is_controller or report.when != "call":
             return
         for name, value in report.user_properties:
-            if name == RESULT_PROPERTY and report.when == "call":
+            if name == RESULT_PROPERTY:  # sent by an xdist worker
                 self.results.append(CaseResult.from_json(value))
 
     @pytest.hookimpl(optionalhook=True)
