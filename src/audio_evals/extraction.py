@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import contextvars
+import functools
 import json
 import logging
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
+import httpx2
 import instructor
 import openai
 from instructor.core.exceptions import InstructorRetryException
@@ -124,6 +126,20 @@ def _usage_dict(usage: Any) -> dict[str, Any]:
     return {}
 
 
+@functools.cache
+def _schema_model(response_model: type[BaseModel]) -> type[BaseModel]:
+    """The model wrapped once, as instructor wraps it on every call: its schema cache then hits."""
+    if issubclass(response_model, instructor.OpenAISchema):
+        return response_model
+    return instructor.openai_schema(response_model)
+
+
+@functools.cache
+def _ssl_context() -> Any:
+    """The TLS context httpx would build for each client, built once (reading CA files takes ~20 ms)."""
+    return httpx2.create_ssl_context()
+
+
 class Extractor:
     """Runs one variant's extraction for cases through an AsyncOpenAI client wrapped by instructor."""
 
@@ -138,13 +154,10 @@ class Extractor:
     ) -> None:
         self.variant = variant
         self.response_model = response_model
-        # wrapped once, as instructor would wrap it on every call: its schema cache then hits
-        self._schema_model = (
-            response_model
-            if issubclass(response_model, instructor.OpenAISchema)
-            else instructor.openai_schema(response_model)
+        self._schema_model = _schema_model(response_model)
+        http_client = openai.DefaultAsyncHttpxClient(
+            event_hooks={"response": [_on_response]}, verify=_ssl_context()
         )
-        http_client = openai.DefaultAsyncHttpxClient(event_hooks={"response": [_on_response]})
         self.raw = AsyncOpenAI(
             base_url=base_url,
             api_key=api_key,
