@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import math
+import os
 import shutil
 import struct
+import subprocess
+import sys
 import wave
 from pathlib import Path
 
@@ -14,14 +17,40 @@ REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
 
 
+def require_shared(*paths: Path) -> None:
+    """Skip the test, with the reason, when any of these files under ../shared is absent."""
+    for path in paths:
+        if not path.exists():
+            pytest.skip(
+                f"{path} is absent (../shared is beside the repo in CI and on developer machines)"
+            )
+
+
 def shared_path(*parts: str) -> Path:
     """A file under ../shared, or skip the test with the reason when it is absent."""
     path = SHARED.joinpath(*parts)
-    if not path.exists():
-        pytest.skip(
-            f"{path} is absent (../shared is beside the repo in CI and on developer machines)"
-        )
+    require_shared(path)
     return path
+
+
+def run_pytest(
+    root: Path, *args: str, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run pytest in a subprocess in a scratch project, as a user would (no key, no CI summary)."""
+    full_env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("OPENAI_", "PYTEST_")) and k != "GITHUB_STEP_SUMMARY"
+    }
+    full_env.update(env or {})
+    return subprocess.run(
+        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-rs", *args],
+        cwd=root,
+        env=full_env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 def write_tone(path: Path, seconds: float = 0.5, rate: int = 16000, freq: float = 440.0) -> Path:

@@ -10,18 +10,16 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 import re
 import shutil
 import subprocess
-import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from .conftest import SHARED
+from .conftest import SHARED, require_shared, run_pytest
 
 JASON = SHARED / "real-speech" / "instructor" / "openai-audio-example_output.wav"
 MARCELO = SHARED / "real-traffic" / "assets" / "pydantic-ai__marcelo.mp3"
@@ -61,14 +59,6 @@ model = "gpt-audio-1.5"
 
 PYPROJECT_HEAD = "[project]\nname = 'scratch'\nversion = '0'\n"
 GATE_LINE = re.compile(r"^(PASS|FAIL|N/E) +(.+?): (.*)$")
-
-
-def _need_shared() -> None:
-    for path in (JASON, MARCELO):
-        if not path.exists():
-            pytest.skip(
-                f"{path} is absent (../shared is beside the repo in CI and on developer machines)"
-            )
 
 
 def write_project(root: Path) -> Path:
@@ -135,26 +125,6 @@ def write_baseline(
     return path
 
 
-def run(
-    root: Path, *args: str, env: dict[str, str] | None = None
-) -> subprocess.CompletedProcess[str]:
-    """Run pytest in a subprocess in the scratch project, as a user would."""
-    full_env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("OPENAI_", "PYTEST_")) and k != "GITHUB_STEP_SUMMARY"
-    }
-    full_env.update(env or {})
-    return subprocess.run(
-        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-rs", *args],
-        cwd=root,
-        env=full_env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-
-
 def gate_lines(out: str) -> dict[str, tuple[str, str]]:
     """The gate verdicts printed in the terminal summary: name -> (PASS|FAIL|N/E, detail)."""
     _, sep, section = out.partition("audio-evals gates: ")
@@ -188,11 +158,11 @@ def assert_gate(
 @pytest.fixture(scope="module")
 def recorded(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The scratch project recorded once; the plugin starts the local server itself."""
-    _need_shared()
+    require_shared(JASON, MARCELO)
     root = write_project(tmp_path_factory.mktemp("gates-recorded"))
     # Concurrency 2: the first call per clip decodes, the rest hit the server's transcript cache
     # (at the default 8, all twelve identical calls decode at once on two cores: ~20 s).
-    proc = run(root, "evals", "--record-mode=once", "--eval-concurrency=2")
+    proc = run_pytest(root, "evals", "--record-mode=once", "--eval-concurrency=2")
     assert proc.returncode == 0, both(proc)
     files = sorted(p.name for p in (root / "cassettes" / "intro").glob("*.yaml"))
     assert files == ["local-baseline.yaml", "other.yaml"], files
@@ -234,7 +204,7 @@ def test_passing_gates_exit_0_and_are_listed_as_pass_with_their_numbers(project:
         max_cost_per_case = {"*" = 0.01}
         """,
     )
-    proc = run(project, "evals")
+    proc = run_pytest(project, "evals")
     assert proc.returncode == 0, both(proc)
     gates = gate_lines(proc.stdout)
     assert "audio-evals gates: 0 failed of 8" in proc.stdout
@@ -266,7 +236,7 @@ def test_threshold_miss_exits_1_naming_field_threshold_and_measured_value(projec
         variants = ["local-baseline"]
         """,
     )
-    proc = run(project, "evals")
+    proc = run_pytest(project, "evals")
     out = proc.stdout
     assert proc.returncode == 1, both(proc)
     assert "audio-evals gates: 1 failed of 2" in out
@@ -289,7 +259,7 @@ def test_lower_bound_floor_fails_where_the_point_estimate_passes(project: Path) 
         encoding="utf-8",
     )
     set_gates(project, 'min_accuracy = {"intro:name" = 0.4}\nvariants = ["other"]')
-    proc = run(project, "evals")
+    proc = run_pytest(project, "evals")
     assert proc.returncode == 1, both(proc)
     gates = gate_lines(proc.stdout)
     assert_gate(gates, "min_accuracy intro/other:name >= 0.4", "PASS", NAME_NUMBERS + " >= 0.4")
@@ -319,7 +289,7 @@ def test_regression_vs_baseline_significant_fails_and_small_drop_passes_with_a_n
         """,
     )
     baseline = project / "reports" / "baseline.json"
-    first = run(project, "evals", "--update-baseline")
+    first = run_pytest(project, "evals", "--update-baseline")
     assert first.returncode == 0, both(first)
     assert gate_lines(first.stdout)["regression vs reports/baseline.json"][0] == "N/E"
     assert f"baseline written: {baseline}" in first.stdout
@@ -332,7 +302,7 @@ def test_regression_vs_baseline_significant_fails_and_small_drop_passes_with_a_n
 
     # A better previous run: every name right. Now 6 of 12 are wrong, all of them discordant.
     write_baseline(project, dict.fromkeys(CASE_IDS, 1))
-    worse = run(project, "evals")
+    worse = run_pytest(project, "evals")
     assert worse.returncode == 1, both(worse)
     status, detail = gate_lines(worse.stdout)["regression intro/local-baseline:name drop <= 0.05"]
     assert status == "FAIL"
@@ -342,7 +312,7 @@ def test_regression_vs_baseline_significant_fails_and_small_drop_passes_with_a_n
     # Two cases worse than before: 16.7 pts is above max_drop, but p = 0.5 is not significant.
     near = {c: int(c.startswith("jason") or c in ("marcelo-0", "marcelo-1")) for c in CASE_IDS}
     write_baseline(project, near)
-    small = run(project, "evals")
+    small = run_pytest(project, "evals")
     assert small.returncode == 0, both(small)
     status, detail = gate_lines(small.stdout)["regression intro/local-baseline:name drop <= 0.05"]
     assert status == "PASS"
@@ -358,7 +328,7 @@ def test_regression_baseline_path_from_the_regression_table_is_used(project: Pat
         'baseline = "ci/baseline.json"\n',
     )
     write_baseline(project, dict.fromkeys(CASE_IDS, 1), rel="ci/baseline.json")
-    proc = run(project, "evals")
+    proc = run_pytest(project, "evals")
     assert "regression vs ci/baseline.json" not in proc.stdout, "the baseline at ci/ is not found"
     status, detail = gate_lines(proc.stdout)["regression intro/local-baseline:name drop <= 0.05"]
     assert status == "FAIL" and "significant regression" in detail
@@ -376,7 +346,7 @@ def test_must_pass_case_fails_its_own_item_with_field_expected_and_predicted(
         if row["id"] in ("jason-0", "marcelo-0"):
             row["must_pass"] = True
     write_rows(project, rows)
-    proc = run(project, "evals", "--variant", "local-baseline", "-v")
+    proc = run_pytest(project, "evals", "--variant", "local-baseline", "-v")
     out = proc.stdout
     assert proc.returncode == 1, both(proc)
     assert "evals/intro.eval.toml::intro[local-baseline-marcelo-0] FAILED" in out
@@ -404,7 +374,7 @@ def test_junitxml_has_the_gates_as_test_cases_with_failures(project: Path) -> No
         max_drop = 0.05
         """,
     )
-    proc = run(project, "evals", "--junitxml=report.xml")
+    proc = run_pytest(project, "evals", "--junitxml=report.xml")
     assert proc.returncode == 1, both(proc)
     tree = ET.parse(project / "report.xml")
     cases = {
@@ -449,8 +419,8 @@ def test_same_verdict_under_xdist(project: Path) -> None:
         + "[tool.audio-evals.gates.regression]\nmax_drop = 0.05\n",
         encoding="utf-8",
     )
-    single = run(project, "evals")
-    parallel = run(project, "evals", "-n", "2")
+    single = run_pytest(project, "evals")
+    parallel = run_pytest(project, "evals", "-n", "2")
     assert single.returncode == 1, both(single)
     assert parallel.returncode == single.returncode, both(parallel)
     assert gate_lines(parallel.stdout) == gate_lines(single.stdout)
@@ -463,7 +433,7 @@ def test_same_verdict_under_xdist(project: Path) -> None:
 
 def test_gate_naming_a_variant_that_was_never_scored_fails(project: Path) -> None:
     set_gates(project, 'min_accuracy = {"intro:name" = 0.4}\nvariants = ["gpt-audio-1.5"]')
-    proc = run(project, "evals")
+    proc = run_pytest(project, "evals")
     assert proc.returncode == 1, both(proc)
     status, detail = gate_lines(proc.stdout)["min_accuracy intro/gpt-audio-1.5:name >= 0.4"]
     assert status == "FAIL"
@@ -473,7 +443,7 @@ def test_gate_naming_a_variant_that_was_never_scored_fails(project: Path) -> Non
 
 def test_variant_deselected_on_purpose_is_not_evaluated_and_does_not_fail(project: Path) -> None:
     set_gates(project, 'min_accuracy = {"intro:name" = 0.4}')
-    proc = run(project, "evals", "--variant", "other")
+    proc = run_pytest(project, "evals", "--variant", "other")
     assert proc.returncode == 0, both(proc)
     gates = gate_lines(proc.stdout)
     assert gates["min_accuracy intro/local-baseline:name >= 0.4"] == (
@@ -496,7 +466,7 @@ def test_gate_naming_an_unknown_suite_or_variant_does_not_pass_silently(
     project: Path, gates: str, typo: str
 ) -> None:
     set_gates(project, gates)
-    proc = run(project, "evals", "--variant", "local-baseline")
+    proc = run_pytest(project, "evals", "--variant", "local-baseline")
     assert proc.returncode in (1, 4), both(proc)
     assert typo in both(proc)
 
@@ -510,7 +480,7 @@ def test_github_step_summary_receives_the_markdown_gate_table(
     set_gates(project, 'min_accuracy = {"intro:name" = 0.99, "intro:age" = 0.9}')
     summary = tmp_path / "step-summary.md"
     summary.write_text("# earlier step\n", encoding="utf-8")
-    proc = run(
+    proc = run_pytest(
         project, "evals", "--variant", "local-baseline", env={"GITHUB_STEP_SUMMARY": str(summary)}
     )
     assert proc.returncode == 1, both(proc)
@@ -555,7 +525,7 @@ def test_invalid_gate_config_is_a_usage_error_naming_file_and_key(
     project: Path, gates: str, message: str
 ) -> None:
     set_gates(project, gates)
-    proc = run(project, "evals", "--variant", "local-baseline")
+    proc = run_pytest(project, "evals", "--variant", "local-baseline")
     assert proc.returncode == 4, both(proc)
     assert f"ERROR: audio-evals gates: {project / 'pyproject.toml'} {message}" in proc.stderr
     assert "Traceback" not in both(proc)
@@ -564,7 +534,7 @@ def test_invalid_gate_config_is_a_usage_error_naming_file_and_key(
 def test_regression_max_drop_as_a_string_is_a_usage_error(project: Path) -> None:
     set_gates(project, '[tool.audio-evals.gates.regression]\nmax_drop = "5%"')
     write_baseline(project, dict.fromkeys(CASE_IDS, 1))
-    proc = run(project, "evals", "--variant", "local-baseline")
+    proc = run_pytest(project, "evals", "--variant", "local-baseline")
     assert "Traceback" not in both(proc)
     assert proc.returncode == 4, both(proc)
     assert "pyproject.toml" in proc.stderr and "max_drop" in proc.stderr
@@ -575,6 +545,6 @@ def test_regression_max_drop_as_a_string_is_a_usage_error(project: Path) -> None
 
 def test_verbose_output_names_gates_verbatim(project: Path) -> None:
     set_gates(project, 'min_accuracy = {"intro:name" = 0.4}\nvariants = ["local-baseline"]')
-    proc = run(project, "evals", "-v")
+    proc = run_pytest(project, "evals", "-v")
     assert proc.returncode == 0, both(proc)
     assert "audio-evals::gates::min_accuracy intro/local-baseline:name >= 0.4 PASSED" in proc.stdout

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import os
 import shutil
-import subprocess
-import sys
 import textwrap
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,7 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from .conftest import SHARED
+from .conftest import SHARED, require_shared, run_pytest
 
 pytest_plugins = ["pytester"]
 
@@ -57,14 +54,6 @@ model = "gpt-audio-1.5"
 """
 
 
-def _need_shared() -> None:
-    for path in (JASON, MARCELO):
-        if not path.exists():
-            pytest.skip(
-                f"{path} is absent (../shared is beside the repo in CI and on developer machines)"
-            )
-
-
 def write_project(root: Path, suite: str = SUITE, base_url: str = "http://127.0.0.1:9/v1") -> Path:
     """A minimal project: pyproject, a response model module, a two-case real-speech dataset, one suite."""
     (root / "evals").mkdir(parents=True, exist_ok=True)
@@ -90,26 +79,6 @@ def write_project(root: Path, suite: str = SUITE, base_url: str = "http://127.0.
     return root
 
 
-def run(
-    root: Path, *args: str, env: dict[str, str] | None = None
-) -> subprocess.CompletedProcess[str]:
-    """Run pytest in a subprocess in the scratch project, as a user would."""
-    full_env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("OPENAI_", "PYTEST_")) and k != "GITHUB_STEP_SUMMARY"
-    }
-    full_env.update(env or {})
-    return subprocess.run(
-        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-rs", *args],
-        cwd=root,
-        env=full_env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-
-
 @pytest.fixture(scope="module")
 def local_server() -> Iterator[object]:
     from audio_evals.local.runner import LocalServer
@@ -121,9 +90,9 @@ def local_server() -> Iterator[object]:
 @pytest.fixture(scope="module")
 def recorded(tmp_path_factory: pytest.TempPathFactory, local_server: object) -> Path:
     """A scratch project recorded once against the local server (with a canary key and org/project ids)."""
-    _need_shared()
+    require_shared(JASON, MARCELO)
     root = write_project(tmp_path_factory.mktemp("recorded"), base_url=local_server.base_url)  # type: ignore[attr-defined]
-    proc = run(
+    proc = run_pytest(
         root,
         "evals",
         "--record-mode=once",
@@ -173,7 +142,7 @@ def test_record_writes_one_small_cassette_per_variant_without_audio_or_secrets(
 
 
 def test_replay_is_offline_and_gives_the_recorded_results(recorded: Path, project: Path) -> None:
-    proc = run(project, "evals")
+    proc = run_pytest(project, "evals")
     out = proc.stdout
     assert proc.returncode == 0, out + proc.stderr
     assert "4 passed, 2 skipped" in out
@@ -188,16 +157,16 @@ def test_replay_is_offline_and_gives_the_recorded_results(recorded: Path, projec
 
 
 def test_replay_twice_gives_byte_identical_results(project: Path) -> None:
-    run(project, "evals")
+    run_pytest(project, "evals")
     first = (project / "reports" / "latest" / "results.csv").read_bytes()
-    run(project, "evals")
+    run_pytest(project, "evals")
     assert (project / "reports" / "latest" / "results.csv").read_bytes() == first
 
 
 def test_variant_without_cassette_is_skipped_with_the_command_that_records_it(
     project: Path,
 ) -> None:
-    proc = run(project, "evals")
+    proc = run_pytest(project, "evals")
     assert "no cassette cassettes/intro/gpt-audio-1.5.yaml" in proc.stdout
     assert (
         "OPENAI_API_KEY=... pytest evals --record-mode=once --variant gpt-audio-1.5" in proc.stdout
@@ -209,7 +178,7 @@ def test_changed_prompt_is_a_cassette_miss_that_names_case_and_command(project: 
     suite.write_text(
         suite.read_text().replace("Extract the following", "Please extract the"), encoding="utf-8"
     )
-    proc = run(project, "evals", "--variant", "local-baseline")
+    proc = run_pytest(project, "evals", "--variant", "local-baseline")
     out = proc.stdout
     assert proc.returncode == 1
     assert "2 failed" in out
@@ -225,24 +194,24 @@ def test_changed_prompt_is_a_cassette_miss_that_names_case_and_command(project: 
 
 
 def test_variant_and_k_selection(project: Path) -> None:
-    proc = run(project, "evals", "--variant", "via-url", "-k", "marcelo", "-v")
+    proc = run_pytest(project, "evals", "--variant", "via-url", "-k", "marcelo", "-v")
     assert proc.returncode == 0, proc.stdout
     assert "evals/intro.eval.toml::intro[via-url-marcelo] PASSED" in proc.stdout
     assert "1 passed, 5 deselected" in proc.stdout
-    bad = run(project, "evals", "--variant", "nope")
+    bad = run_pytest(project, "evals", "--variant", "nope")
     assert bad.returncode != 0 and "--variant 'nope' matches no variant" in bad.stderr
 
 
 def test_replay_under_xdist_gives_the_same_results(project: Path) -> None:
-    run(project, "evals")
+    run_pytest(project, "evals")
     single = (project / "reports" / "latest" / "results.csv").read_bytes()
-    proc = run(project, "evals", "-n", "2")
+    proc = run_pytest(project, "evals", "-n", "2")
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert (project / "reports" / "latest" / "results.csv").read_bytes() == single
 
 
 def test_recording_under_xdist_is_refused_up_front(project: Path) -> None:
-    proc = run(project, "evals", "-n", "2", "--record-mode=new_episodes")
+    proc = run_pytest(project, "evals", "-n", "2", "--record-mode=new_episodes")
     assert proc.returncode != 0
     assert "cannot record under pytest-xdist" in proc.stderr + proc.stdout
 
@@ -250,7 +219,7 @@ def test_recording_under_xdist_is_refused_up_front(project: Path) -> None:
 def test_rerecording_against_the_local_server_gives_the_same_results(
     recorded: Path, project: Path
 ) -> None:
-    proc = run(project, "evals", "--record-mode=rewrite", "--variant", "local-baseline")
+    proc = run_pytest(project, "evals", "--record-mode=rewrite", "--variant", "local-baseline")
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "local server" in proc.stdout.lower()
     before = (
@@ -266,12 +235,12 @@ def test_rerecording_against_the_local_server_gives_the_same_results(
 def test_unused_interactions_are_reported_and_pruned(project: Path) -> None:
     meta = project / "datasets" / "intro" / "metadata.jsonl"
     meta.write_text(meta.read_text().splitlines()[0] + "\n", encoding="utf-8")
-    proc = run(project, "evals", "--variant", "local-baseline")
+    proc = run_pytest(project, "evals", "--variant", "local-baseline")
     assert "cassettes/intro/local-baseline.yaml: 1 interaction(s) unused" in proc.stdout
     (project / "cassettes" / "intro" / "gone.yaml").write_text(
         "interactions: []\nversion: 1\n", encoding="utf-8"
     )
-    proc = run(project, "evals", "--variant", "local-baseline", "--prune-cassettes")
+    proc = run_pytest(project, "evals", "--variant", "local-baseline", "--prune-cassettes")
     assert "1 interaction(s) removed" in proc.stdout
     assert "cassettes/intro/gone.yaml: removed" in proc.stdout
     doc = yaml.safe_load(
@@ -312,7 +281,7 @@ def test_python_api_module_runs_through_the_same_machinery(project: Path) -> Non
     api.write_text(
         api.read_text().replace('"intro.eval.toml"', '"intro.suite.toml"'), encoding="utf-8"
     )
-    proc = run(project, "evals", "-v", "--variant", "local-baseline")
+    proc = run_pytest(project, "evals", "-v", "--variant", "local-baseline")
     assert "test_intro_api.py::test_name_is_one_word[local-baseline-jason]" in proc.stdout
     assert "suite intro" in proc.stdout
 
@@ -320,7 +289,7 @@ def test_python_api_module_runs_through_the_same_machinery(project: Path) -> Non
 def test_broken_dataset_is_a_collection_error_naming_file_line_and_field(project: Path) -> None:
     meta = project / "datasets" / "intro" / "metadata.jsonl"
     meta.write_text(meta.read_text().replace('"age": 20', '"age": "twenty"'), encoding="utf-8")
-    proc = run(project, "evals")
+    proc = run_pytest(project, "evals")
     assert proc.returncode != 0
     assert (
         "metadata.jsonl:1: field 'expected.age': label does not validate against Intro"
@@ -331,7 +300,7 @@ def test_broken_dataset_is_a_collection_error_naming_file_line_and_field(project
 
 def test_seed_example_clip_as_a_one_case_suite(tmp_path: Path) -> None:
     """The instructor seed: Person(name='Jason', age=20) from its own example clip, recorded then replayed."""
-    _need_shared()
+    require_shared(JASON, MARCELO)
     root = write_project(
         tmp_path,
         suite=textwrap.dedent(
@@ -354,11 +323,11 @@ def test_seed_example_clip_as_a_one_case_suite(tmp_path: Path) -> None:
         '{"file_name": "audio/output.wav", "id": "seed", "expected": {"name": "Jason", "age": 20}}\n',
         encoding="utf-8",
     )
-    first = run(root, "evals", "--record-mode=once")
+    first = run_pytest(root, "evals", "--record-mode=once")
     assert first.returncode == 0, first.stdout + first.stderr
     recorded = (root / "reports" / "latest" / "cases.csv").read_text(encoding="utf-8")
     assert ",recorded," in recorded, "the latency stored with the interaction is the one reported"
-    second = run(root, "evals")
+    second = run_pytest(root, "evals")
     assert second.returncode == 0, second.stdout
     assert "local server" not in second.stdout
     assert (root / "reports" / "latest" / "cases.csv").read_text(encoding="utf-8") == recorded

@@ -23,9 +23,9 @@ class Person(BaseModel):
     age: int
 
 
-def seed_call(client: instructor.Instructor, path: Path, model: str = "local-baseline") -> Person:
-    """The seed's exact call."""
-    return client.chat.completions.create(
+def seed_kwargs(path: Path, model: str = "local-baseline") -> dict[str, object]:
+    """The seed's exact call arguments."""
+    return dict(
         model=model,
         response_model=Person,
         modalities=["text"],
@@ -40,6 +40,11 @@ def seed_call(client: instructor.Instructor, path: Path, model: str = "local-bas
             }
         ],
     )
+
+
+def seed_call(client: instructor.Instructor, path: Path, model: str = "local-baseline") -> Person:
+    """The seed's exact call."""
+    return client.chat.completions.create(**seed_kwargs(path, model))
 
 
 @pytest.mark.parametrize("mode", MODES, ids=lambda m: m.name)
@@ -57,21 +62,7 @@ def test_seed_call_async(server: LocalServer, person_wav: Path, mode: instructor
         aclient = instructor.from_openai(
             AsyncOpenAI(base_url=server.base_url, api_key="sk-local"), mode=mode
         )
-        return await aclient.chat.completions.create(
-            model="local-baseline",
-            response_model=Person,
-            modalities=["text"],
-            audio={"voice": "alloy", "format": "wav"},
-            messages=[
-                {
-                    "role": "user",
-                    "content": [
-                        "Extract the following information from the audio",
-                        Audio.from_path(person_wav),
-                    ],
-                }
-            ],
-        )
+        return await aclient.chat.completions.create(**seed_kwargs(person_wav))
 
     person = asyncio.run(run())
     print(f"\n[async {mode.name}] local-baseline heard: {person!r}")
