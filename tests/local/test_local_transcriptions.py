@@ -6,6 +6,8 @@ import pytest
 from conftest import shared_file
 from openai import BadRequestError, NotFoundError, OpenAI
 
+from tests.conftest import write_tone
+
 
 @pytest.fixture
 def english_wav():
@@ -61,6 +63,16 @@ def test_flac_and_stereo_are_decoded(client: OpenAI) -> None:
         out = client.audio.transcriptions.create(model="local-baseline-mini", file=f)
     print(f"\njfk.flac (mini): {out.text!r}")
     assert out.text
+
+
+@pytest.mark.parametrize("seconds", [0.05, 0.06, 0.5])
+def test_audio_with_no_speech_gives_an_empty_transcript(
+    client: OpenAI, tmp_path, seconds: float
+) -> None:
+    tone = write_tone(tmp_path / "tone.wav", seconds=seconds)
+    with open(tone, "rb") as f:
+        out = client.audio.transcriptions.create(model="local-baseline", file=f)
+    assert out.text == ""
 
 
 def test_unknown_model(client: OpenAI, english_wav) -> None:

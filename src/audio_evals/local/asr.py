@@ -160,7 +160,7 @@ def recognize(pcm: np.ndarray, config: str, duration: float | None = None) -> Tr
         decoder.end_utt()
         hyp = decoder.hyp()
         words = []
-        for seg in decoder.seg():
+        for seg in decoder.seg() or ():  # None when nothing was recognised
             w = _WORD_CLEAN.sub("", seg.word)
             if not w or w.startswith(("<", "[", "+")):
                 continue
