@@ -362,6 +362,15 @@ class IndexedCassette(Cassette):
             self._started[id(request)] = (request, time.perf_counter())
         return playable
 
+    def merge_plays(self, counts: Mapping[int, int]) -> None:
+        """Count plays made by another process on a copy of this cassette (for hygiene and pruning)."""
+        for index in sorted(counts):
+            if counts[index] <= 0:
+                continue
+            if self.play_counts[index] == 0 and index < self._loaded_count:
+                self._played_interactions.append(self.data[index])  # what vcrpy keeps on prune
+            self.play_counts[index] += counts[index]
+
     @property
     def loaded_count(self) -> int:
         """How many interactions came from the file."""

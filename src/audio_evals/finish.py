@@ -126,11 +126,15 @@ def _prices(state: EvalSession, settings: dict[str, Any]) -> dict[str, PriceTabl
 
 def _hygiene(state: EvalSession) -> list[str]:
     notes = []
+    prunable = False
     prune = state.config.getoption("prune_cassettes")
     for b in sorted(state.batches.values(), key=lambda b: (b.suite, b.variant)):
         if b.unused_interactions:
             verb = "removed" if prune else "unused (never replayed)"
             notes.append(f"{b.cassette}: {b.unused_interactions} interaction(s) {verb}")
+            prunable = True
+        elif b.unused_unknown:
+            notes.append(f"{b.cassette}: unused interactions not counted: {b.unused_unknown}")
     library = state.cassette_dir
     if library.is_dir() and state.suites:
         known = {(b.suite, b.variant) for b in state.batches.values()}
@@ -153,7 +157,8 @@ def _hygiene(state: EvalSession) -> list[str]:
                     notes.append(
                         f"{rel}: cassette of a suite/variant that no longer exists (--prune-cassettes)"
                     )
-    if notes and not prune:
+                    prunable = True
+    if prunable and not prune:
         notes.append("run pytest evals --prune-cassettes to remove them")
     return notes
 

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import contextlib
+import functools
 import json
 import os
 import shlex
-from collections.abc import Iterator
+import sys
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -15,6 +18,7 @@ from typing import Any
 import pytest
 
 from . import cassettes as cas
+from . import forked
 from .datasets import DatasetError
 from .runner import CaseResult, EvalRef, run_batch
 from .suites import SUITE_SUFFIX, Suite, SuiteError, Variant, load_suite
@@ -68,6 +72,14 @@ def pytest_addoption(parser: pytest.Parser, pluginmanager: pytest.PytestPluginMa
         metavar="N",
         help="overall rate limit, calls per minute",
     )
+    group.addoption(
+        "--eval-processes",
+        type=_processes,
+        default=None,
+        metavar="N|auto",
+        help="processes that replay a large batch from its cassette (default auto: one per CPU, "
+        f"for batches of {2 * forked.MIN_SHARE}+ cases, Linux; 1 = this process only)",
+    )
     group.addoption("--repeats", type=int, default=None, metavar="K", help="run each case K times")
     group.addoption(
         "--update-baseline",
@@ -81,6 +93,23 @@ def pytest_addoption(parser: pytest.Parser, pluginmanager: pytest.PytestPluginMa
         default=False,
         help="remove unused interactions and cassettes of suites/variants that no longer exist",
     )
+
+
+def _processes(value: str) -> int | None:
+    """Parse --eval-processes: a positive count or `auto` (None)."""
+    if value.strip().lower() == "auto":
+        return None
+    try:
+        count = int(value)
+    except ValueError:
+        count = 0
+    if count < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive number or 'auto', got {value!r}")
+    if count > 1 and not forked.fork_supported():
+        raise argparse.ArgumentTypeError(
+            f"{count} replay processes need fork() on Linux; this is {sys.platform}"
+        )
+    return count
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -238,6 +267,7 @@ class BatchInfo:
     skipped_reason: str | None = None
     cassette: str = ""
     unused_interactions: int | None = None
+    unused_unknown: str | None = None
 
 
 @dataclass(eq=False)  # a pytest plugin object: hashed by identity
@@ -252,7 +282,11 @@ class EvalSession:
     skips: list[dict[str, str]] = field(default_factory=list)
     _cache: dict[EvalRef, CaseResult] = field(default_factory=dict)
     _item_results: dict[str, CaseResult] = field(default_factory=dict)
-    _pending: dict[tuple[str, str], list[EvalRef]] = field(default_factory=dict)
+    _pending: dict[tuple[str, str], dict[EvalRef, None]] = field(default_factory=dict)
+    _shares: list[forked.ForkedShare] = field(default_factory=list)
+    _share_of: dict[EvalRef, forked.ForkedShare] = field(default_factory=dict)
+    _fork_failed: bool = False
+    _plays_incomplete: bool = False
     _open_batch: tuple[str, str] | None = None
     _cassette: cas.IndexedCassette | None = None
     _cassette_stack: contextlib.ExitStack = field(default_factory=contextlib.ExitStack)
@@ -375,9 +409,9 @@ class EvalSession:
             ref = self._ref_of(item)
             if ref is None:
                 continue
-            self._pending.setdefault(ref.batch, []).append(ref)
+            self._pending.setdefault(ref.batch, {})[ref] = None
         for key, info in self.batches.items():
-            info.selected = len(self._pending.get(key, []))
+            info.selected = len(self._pending.get(key, {}))
             suite = self.suites[key[0]]
             info.collected = len(suite.dataset) * self.repeats_of(suite)
             info.deselected_on_purpose = info.selected == 0 and any(
@@ -428,6 +462,8 @@ class EvalSession:
 
     def run_item(self, item: pytest.Item, ref: EvalRef) -> CaseResult:
         """Get this unit's result, running its whole batch (with concurrency) the first time."""
+        if ref not in self._cache and ref in self._share_of:
+            self._take_from_share(ref)
         if ref not in self._cache:
             self._run_batch_of(ref)
         result = self._cache.pop(ref)
@@ -450,7 +486,11 @@ class EvalSession:
         if self.is_worker:
             refs = [ref]
         else:
-            refs = [r for r in self._pending.get(ref.batch, []) if r not in self._cache]
+            refs = [
+                r
+                for r in self._pending.get(ref.batch, {})
+                if r not in self._cache and r not in self._share_of
+            ]
             if ref not in refs:
                 refs.append(ref)
         if self._open_batch != ref.batch:
@@ -467,23 +507,83 @@ class EvalSession:
         else:
             base_url = variant.base_url
             api_key = os.environ.get(variant.api_key_env, "") if live else REPLAY_API_KEY
-        results = asyncio.run(
-            run_batch(
-                suite,
-                variant,
-                refs,
-                base_url=base_url,
-                api_key=api_key,
-                max_retries=variant.max_retries if live else 0,
-                concurrency=self.config.getoption("eval_concurrency"),
-                rpm=self.config.getoption("eval_rpm"),
-            )
+        run = functools.partial(
+            run_batch,
+            suite,
+            variant,
+            base_url=base_url,
+            api_key=api_key,
+            max_retries=variant.max_retries if live else 0,
+            concurrency=self.config.getoption("eval_concurrency"),
+            rpm=self.config.getoption("eval_rpm"),
         )
+        own = refs
+        if not live and not self.is_worker and not self._fork_failed and not run.keywords["rpm"]:
+            shares = forked.split_shares(
+                refs, forked.processes_for(self.config.getoption("eval_processes"), len(refs))
+            )
+            own = shares[0]
+            forks = sum(self._fork(share, run) for share in shares[1:])
+            if forks and self.config.option.verbose > 0:
+                self.say(
+                    f"audio-evals: replaying {len(refs)} cases of {suite.name}/{variant.name} "
+                    f"in {forks + 1} processes"
+                )
+        results = asyncio.run(run(own))
         self._cache.update(results)
-        done = set(results)
-        if ref.batch in self._pending:
-            self._pending[ref.batch] = [r for r in self._pending[ref.batch] if r not in done]
-        if not self.is_worker and not self._pending.get(ref.batch):
+        self._settle(ref.batch, results)
+
+    def _fork(self, refs: list[EvalRef], run: Callable[..., Any]) -> bool:
+        """Replay `refs` in a child process (or here, when fork fails); whether it forked."""
+        cassette = self._cassette
+        assert cassette is not None
+
+        def work(share: Sequence[EvalRef], emit: forked.Emit) -> dict[int, int]:
+            before = dict(cassette.play_counts)
+            asyncio.run(run(share, on_result=lambda _ref, result: emit(result)))
+            return {
+                i: n - before.get(i, 0)
+                for i, n in cassette.play_counts.items()
+                if n > before.get(i, 0)
+            }
+
+        child = forked.fork_share(refs, work)
+        if child is None:
+            self._fork_failed = True
+            self._cache.update(asyncio.run(run(refs)))
+            return False
+        self._shares.append(child)
+        for r in refs:
+            self._share_of[r] = child
+        return True
+
+    def _take_from_share(self, ref: EvalRef) -> None:
+        """Wait for a child's result for `ref`; when the child failed, its missing units are redone here."""
+        share = self._share_of.pop(ref)
+        result = share.take(ref)
+        if result is not None:
+            self._cache[ref] = result
+            self._settle(ref.batch, {ref: result})
+            return
+        missing = [r for r in share.missing() if r in self._share_of or r == ref]
+        for r in share.refs:
+            self._share_of.pop(r, None)
+        self._fork_failed = self._plays_incomplete = True
+        delivered, share.results = share.results, {}
+        self._cache.update(delivered)  # what it delivered before failing stands
+        self._settle(ref.batch, delivered)
+        self.say(
+            f"audio-evals: a replay process failed ({share.error}); replaying its "
+            f"{len(missing)} remaining case(s) in this process"
+        )
+
+    def _settle(self, batch: tuple[str, str], results: Mapping[EvalRef, CaseResult]) -> None:
+        """Mark results as computed; once the batch has all of them, free its cassette."""
+        pending = self._pending.get(batch)
+        if pending is not None:
+            for r in results:
+                pending.pop(r, None)
+        if not self.is_worker and not pending and self._open_batch == batch:
             self._close()  # every answer is in hand: free the cassette before the next batch
 
     def _local_server(self) -> Any:
@@ -514,18 +614,34 @@ class EvalSession:
         )
         self._open_batch = batch
 
-    def _close(self) -> None:
+    def _close(self, *, abandon: bool = False) -> None:
         if self._open_batch is None:
             return
         batch, cassette = self._open_batch, self._cassette
         info = self.batches.get(batch)
+        shares, self._shares = self._shares, []
+        for share in shares:  # results not yet asked for are kept; plays count for hygiene
+            share.close(kill=abandon)
+            for r in share.refs:
+                self._share_of.pop(r, None)
+            delivered, share.results = share.results, {}
+            self._cache.update(delivered)
+            for r in delivered:
+                self._pending.get(batch, {}).pop(r, None)
+            if share.error is not None:
+                self._plays_incomplete = True
+            elif cassette is not None:
+                cassette.merge_plays(share.played)
         if (
             cassette is not None
             and info is not None
             and not self.is_worker
             and self._batch_complete.get(batch)
         ):
-            if not self._pending.get(batch):
+            if self._plays_incomplete:
+                info.unused_interactions = None
+                info.unused_unknown = "a replay process failed, so its plays are unknown"
+            elif not self._pending.get(batch):
                 unused = (
                     cassette.unused_indices()
                     if self.record_mode in ("none", "once", "new_episodes")
@@ -535,6 +651,7 @@ class EvalSession:
                 if unused and self.config.getoption("prune_cassettes"):
                     cassette.drop_unused_requests = True
         self._open_batch, self._cassette = None, None
+        self._plays_incomplete = False
         self._cassette_stack.close()
 
     # ---- results -----------------------------------------------------------------------
@@ -592,7 +709,7 @@ class EvalSession:
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
         """Close cassettes and the server; on the controller, write reports and judge the gates."""
         try:
-            self._close()
+            self._close(abandon=True)
         finally:
             self._server_stack.close()
         if self.is_worker:

@@ -1,0 +1,167 @@
+"""Replaying one large batch in forked processes: each plays its share of a read-only cassette."""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+import json
+import os
+import signal
+import sys
+import threading
+from collections.abc import Callable, Sequence
+from typing import IO
+
+from .runner import CaseResult, EvalRef
+
+MIN_SHARE = 64
+"""Fewest units a process replays: below that a fork costs more than it saves."""
+
+PARENT_SHARE = 0.9
+"""The parent also runs every pytest item, so it takes a little less than an even share."""
+
+Emit = Callable[[CaseResult], None]
+Work = Callable[[Sequence[EvalRef], Emit], dict[int, int]]
+
+
+def fork_supported() -> bool:
+    """Whether this platform can fork a replaying process safely (Linux)."""
+    return hasattr(os, "fork") and sys.platform.startswith("linux")
+
+
+def available_cpus() -> int:
+    """CPUs this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+def processes_for(requested: int | None, units: int) -> int:
+    """How many processes replay a batch of `units` (1 = no fork); `requested` None means auto."""
+    if not fork_supported():
+        return 1
+    wanted = available_cpus() if requested is None else requested
+    return max(1, min(wanted, units // MIN_SHARE))
+
+
+def split_shares(refs: Sequence[EvalRef], processes: int) -> list[list[EvalRef]]:
+    """The parent's share first (pytest runs it first), then one per child; a case's repeats stay together."""
+    groups: dict[str, list[EvalRef]] = {}
+    for ref in refs:
+        groups.setdefault(ref.case_id, []).append(ref)
+    ordered = list(groups.values())
+    if processes <= 1 or len(ordered) < 2:
+        return [list(refs)]
+    parent = max(1, round(len(ordered) * PARENT_SHARE / processes))
+    rest = ordered[parent:]
+    children = min(processes - 1, len(rest))
+    shares = [[r for group in ordered[:parent] for r in group]]
+    for i in range(children):
+        lo, hi = len(rest) * i // children, len(rest) * (i + 1) // children
+        shares.append([r for group in rest[lo:hi] for r in group])
+    return [s for s in shares if s]
+
+
+class ForkedShare:
+    """A child process replaying part of a batch; its results stream back through a pipe."""
+
+    def __init__(self, refs: Sequence[EvalRef], pid: int, reader: IO[str]) -> None:
+        self.refs = list(refs)
+        self.pid = pid
+        self.results: dict[EvalRef, CaseResult] = {}
+        self.delivered: set[EvalRef] = set()
+        self.played: dict[int, int] = {}
+        self.error: str | None = None
+        self.finished = False
+        self._reader = reader
+        self._cond = threading.Condition()
+        self._thread = threading.Thread(target=self._drain, name=f"audio-evals-share-{pid}")
+        self._thread.daemon = True
+        self._thread.start()
+
+    def _drain(self) -> None:
+        got_end = False
+        try:
+            for line in self._reader:
+                tag, _, payload = line.rstrip("\n").partition(" ")
+                if tag == "R":
+                    result = CaseResult.from_json(payload)
+                    ref = EvalRef(result.suite, result.variant, result.case_id, result.repeat)
+                    with self._cond:
+                        self.results[ref] = result
+                        self.delivered.add(ref)
+                        self._cond.notify_all()
+                elif tag == "P":
+                    self.played = {int(k): int(v) for k, v in json.loads(payload).items()}
+                    got_end = True
+                elif tag == "E":
+                    self.error = payload
+        except Exception as exc:  # a garbled stream: what arrived stands, the rest is redone
+            self.error = self.error or f"unreadable results from the replay process: {exc}"
+        finally:
+            with contextlib.suppress(OSError):
+                self._reader.close()
+            with self._cond:
+                if not got_end and self.error is None:
+                    self.error = "the replay process ended before sending all its results"
+                self.finished = True
+                self._cond.notify_all()
+
+    def take(self, ref: EvalRef) -> CaseResult | None:
+        """This unit's result, waiting for it; None when the child ended without it."""
+        with self._cond:
+            while ref not in self.results and not self.finished:
+                self._cond.wait()
+            return self.results.pop(ref, None)
+
+    def missing(self) -> list[EvalRef]:
+        """Units the child will never deliver, in order (known once it has finished)."""
+        with self._cond:
+            if not self.finished:
+                return []
+            return [r for r in self.refs if r not in self.delivered]
+
+    def close(self, *, kill: bool = False) -> None:
+        """Wait for the child to end (or end it) and reap it."""
+        if kill and not self.finished:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.pid, signal.SIGKILL)
+        self._thread.join()
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(self.pid, 0)
+
+
+def fork_share(refs: Sequence[EvalRef], work: Work) -> ForkedShare | None:
+    """Fork a child that runs `work` on `refs` and streams each result back; None if fork fails."""
+    read_fd, write_fd = os.pipe()
+    gc.freeze()  # the child then leaves the parent's objects' pages shared
+    try:
+        pid = os.fork()
+    except OSError:
+        gc.unfreeze()
+        os.close(read_fd)
+        os.close(write_fd)
+        return None
+    if pid == 0:  # the child: never returns into pytest
+        status = 1
+        try:
+            os.close(read_fd)
+            with os.fdopen(write_fd, "w", encoding="utf-8") as out:
+
+                def emit(result: CaseResult) -> None:
+                    out.write(f"R {result.to_json()}\n")
+                    out.flush()
+
+                try:
+                    played = work(refs, emit)
+                except BaseException as exc:
+                    out.write(f"E {type(exc).__name__}: {' '.join(str(exc).split())}\n")
+                    raise
+                out.write(f"P {json.dumps({str(k): v for k, v in played.items()})}\n")
+            status = 0
+        finally:
+            os._exit(status)
+    gc.unfreeze()
+    os.close(write_fd)
+    return ForkedShare(refs, pid, os.fdopen(read_fd, "r", encoding="utf-8"))
