@@ -229,3 +229,87 @@ def test_a_cassette_in_another_yaml_layout_is_still_read_by_vcrpy(tmp_path: Path
     requests, responses, metadata = cas.AtomicPersister.load_cassette(path, yamlserializer)
     assert [r.body for r in requests] == [r.body for r in _tricky_cassette()["requests"]]  # type: ignore[union-attr]
     assert metadata == {"audio_evals": {"format": 1}}
+
+
+def _write_chat_cassette(path: Path, audios: list[str]) -> list[Request]:
+    """A cassette as the harness writes it: one chat interaction per audio, answer `{"i": k}`."""
+    from vcr.serialize import serialize
+    from vcr.serializers import yamlserializer
+
+    live = [
+        Request(
+            "POST",
+            "http://localhost/v1/chat/completions",
+            chat_body(audio),
+            {"content-type": "application/json", "authorization": "Bearer sk-x"},
+        )
+        for audio in audios
+    ]
+    stored = [cas.filter_request(Request._from_dict(r._to_dict())) for r in live]
+    responses = [
+        {
+            "status": {"code": 200, "message": "OK"},
+            "headers": {"content-type": ["application/json"]},
+            "body": {"string": json.dumps({"i": k}).encode()},
+        }
+        for k in range(len(audios))
+    ]
+    doc = {"requests": stored, "responses": responses, "metadata": {"audio_evals": {"format": 1}}}
+    path.write_text(serialize(doc, yamlserializer), encoding="utf-8")
+    return live
+
+
+def _answer(response: dict[str, object]) -> object:
+    return json.loads(response["body"]["string"])["i"]  # type: ignore[index]
+
+
+def test_replay_parses_only_the_interactions_it_is_asked_for(tmp_path: Path) -> None:
+    audios = [base64.b64encode(b"RIFF" + bytes([k]) * 3000).decode() for k in range(6)]
+    audios.append(audios[2])  # a repeat: the same request recorded twice
+    path = tmp_path / "c.yaml"
+    live = _write_chat_cassette(path, audios)
+    with cas.open_cassette(path, "none") as cassette:
+        assert len(cassette) == 7 and cassette._unparsed == 7
+        assert cassette.can_play_response_for(live[4])
+        assert _answer(cassette.play_response(live[4])) == 4
+        assert cassette._unparsed == 6
+        assert _answer(cassette.play_response(live[2])) == 2  # both copies parsed, file order
+        assert _answer(cassette.play_response(live[6])) == 6
+        assert not cassette.can_play_response_for(live[2])  # a miss is decided on everything
+        assert cassette._unparsed == 0
+        assert cassette.unused_indices() == [0, 1, 3, 5]
+        assert [r.uri for r in cassette.requests] == ["http://localhost/v1/chat/completions"] * 7
+        assert all("authorization" not in r.headers for r in cassette.requests)
+
+
+def test_an_unreadable_interaction_names_the_file_and_line_when_it_is_needed(
+    tmp_path: Path,
+) -> None:
+    audios = [base64.b64encode(b"RIFF" + bytes([k]) * 3000).decode() for k in range(3)]
+    path = tmp_path / "c.yaml"
+    live = _write_chat_cassette(path, audios)
+    lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
+    starts = [i for i, line in enumerate(lines) if line.startswith("- request:")]
+    status = next(i for i in range(starts[1], starts[2]) if "code: 200" in lines[i])
+    lines[status] = lines[status].replace("code: 200", "code: [200")
+    path.write_text("".join(lines), encoding="utf-8")
+    with cas.open_cassette(path, "none") as cassette:
+        assert _answer(cassette.play_response(live[0])) == 0
+        with pytest.raises(
+            cas.CassetteFormatError,
+            match=rf"c\.yaml:{starts[1] + 1}: interaction 2 is not readable .*--record-mode=rewrite",
+        ):
+            cassette.can_play_response_for(live[1])
+
+
+def test_a_pruned_lazy_cassette_keeps_exactly_the_played_interactions(tmp_path: Path) -> None:
+    audios = [base64.b64encode(b"RIFF" + bytes([k]) * 3000).decode() for k in range(5)]
+    path = tmp_path / "c.yaml"
+    live = _write_chat_cassette(path, audios)
+    with cas.open_cassette(path, "none") as cassette:
+        cassette.play_response(live[3])
+        cassette.merge_plays({1: 1})  # played by a forked replay process, unparsed here
+        cassette.drop_unused_requests = True
+    with cas.open_cassette(path, "none") as cassette:
+        assert sorted(_answer(cassette.play_response(live[k])) for k in (1, 3)) == [1, 3]
+        assert len(cassette) == 2

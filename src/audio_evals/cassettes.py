@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import bisect
 import contextlib
 import contextvars
 import copy
@@ -42,6 +43,8 @@ DROPPED_RESPONSE_HEADERS = frozenset(
 UNRECORDED_STATUSES = frozenset({408, 409, 429, 500, 502, 503, 504})
 _DATA_URI = re.compile(r"^data:audio/[A-Za-z0-9.+-]+;base64,", re.ASCII)
 _LOOPBACK = {"127.0.0.1", "localhost", "::1", "[::1]"}
+_DIGEST_TEXT = re.compile(r"sha256:[0-9a-f]{64}")
+_DIGEST_BYTES = re.compile(rb"sha256:[0-9a-f]{64}")
 
 __all__ = [
     "CASSETTE_FORMAT",
@@ -172,11 +175,15 @@ def filter_response(response: dict[str, Any]) -> dict[str, Any] | None:
     return response
 
 
+def _normalised(request: Any) -> bytes:
+    body = request.body if isinstance(request.body, bytes) else (request.body or b"")
+    return (normalise_body(bytes(body), _content_type(request)) or b"") if body else b""
+
+
 def match_key(request: Any) -> tuple[str, str, str]:
     """What decides an answer: method, path (with query) and the digest of the normalised body."""
     parts = urlsplit(_canonical_uri(request.uri))
-    body = request.body if isinstance(request.body, bytes) else (request.body or b"")
-    normalised = normalise_body(bytes(body), _content_type(request)) if body else b""
+    normalised = _normalised(request)
     path = parts.path + (f"?{parts.query}" if parts.query else "")
     return request.method.upper(), path, hashlib.sha256(normalised or b"").hexdigest()
 
@@ -202,15 +209,13 @@ _TOP_KEY = re.compile(r"^([A-Za-z_]\w*):", re.M)
 _ITEM = re.compile(r"^- ", re.M)
 
 
-def _deserialize_by_interaction(text: str, serializer: Any) -> tuple[Any, ...]:
-    """vcrpy's `deserialize`, one interaction at a time: peak memory near the file's size, not 10x it.
+def _split_interactions(text: str, serializer: Any) -> tuple[dict[str, Any], list[tuple[str, int]]]:
+    """The top-level keys of a vcrpy YAML cassette, and each interaction's text with its line number.
 
     A YAML cassette as vcrpy writes it has top-level keys at column 0 and its interactions as a
-    column-0 sequence; each item is parsed on its own. Anything else raises, and the caller falls
-    back to vcrpy's whole-file reading.
+    column-0 sequence. Anything else raises ValueError (callers then use vcrpy's whole-file reading).
     """
-    from vcr.request import Request
-    from vcr.serializers import compat, yamlserializer
+    from vcr.serializers import yamlserializer
 
     if serializer is not yamlserializer:
         raise ValueError("not vcrpy's YAML serializer")
@@ -232,19 +237,39 @@ def _deserialize_by_interaction(text: str, serializer: Any) -> tuple[Any, ...]:
     starts = [m.start() for m in _ITEM.finditer(body)]
     if body.strip() and (not starts or body[: starts[0]].strip()):
         raise ValueError("unexpected text before the first interaction")
-    requests, responses = [], []
+    line = text.count("\n", 0, start) + 2  # the line of the first item
+    chunks, previous = [], 0
     for i, begin in enumerate(starts):
-        chunk = body[begin : starts[i + 1] if i + 1 < len(starts) else len(body)]
-        items = serializer.deserialize(chunk)
-        if (
-            not isinstance(items, list)
-            or len(items) != 1
-            or not isinstance(items[0], dict)
-            or set(items[0]) != {"request", "response"}
-        ):
-            raise ValueError("an interaction is not a request/response pair")
-        requests.append(Request._from_dict(items[0]["request"]))
-        responses.append(compat.convert_to_bytes(items[0]["response"]))
+        line += body.count("\n", previous, begin)
+        previous = begin
+        chunks.append((body[begin : starts[i + 1] if i + 1 < len(starts) else len(body)], line))
+    return rest, chunks
+
+
+def _parse_interaction(chunk: str, serializer: Any) -> tuple[Any, dict[str, Any]]:
+    """One interaction's (vcrpy Request, response dict) from its YAML text; ValueError if it is not one."""
+    from vcr.request import Request
+    from vcr.serializers import compat
+
+    items = serializer.deserialize(chunk)
+    if (
+        not isinstance(items, list)
+        or len(items) != 1
+        or not isinstance(items[0], dict)
+        or set(items[0]) != {"request", "response"}
+    ):
+        raise ValueError("an interaction is not a request/response pair")
+    return Request._from_dict(items[0]["request"]), compat.convert_to_bytes(items[0]["response"])
+
+
+def _deserialize_by_interaction(text: str, serializer: Any) -> tuple[Any, ...]:
+    """vcrpy's `deserialize`, one interaction at a time: peak memory near the file's size, not 10x it."""
+    rest, chunks = _split_interactions(text, serializer)
+    requests, responses = [], []
+    for chunk, _line in chunks:
+        request, response = _parse_interaction(chunk, serializer)
+        requests.append(request)
+        responses.append(response)
     if rest.get("metadata"):
         return requests, responses, rest["metadata"]
     return requests, responses
@@ -302,20 +327,46 @@ class AtomicPersister:
             raise
 
 
+class _Unparsed:
+    """A loaded interaction not parsed yet: its YAML text and where it starts in the file."""
+
+    __slots__ = ("chunk", "line")
+
+    def __init__(self, chunk: str, line: int) -> None:
+        self.chunk = chunk
+        self.line = line
+
+
+_DROPPED = (
+    object()
+)  # a loaded interaction vcrpy's filters refuse (as its own loading would skip it)
+
+
 class IndexedCassette(Cassette):
-    """A vcrpy cassette with a hash index on `match_key`, so replay is O(1) per request."""
+    """A vcrpy cassette with a hash index on `match_key`, so replay is O(1) per request.
+
+    A replay-only cassette (record modes none and once) is read lazily: loading splits the file
+    into interactions and notes the audio digests each one mentions; an interaction is parsed
+    when a request with one of its digests asks for it. Unused interactions are never parsed, and
+    forked replay processes parse their own shares in parallel. Any miss parses the rest first, so
+    every answer is the one a full load would give.
+    """
 
     skip_load: bool = False
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         self._index: dict[tuple[str, str, str], list[int]] = defaultdict(list)
         self._started: dict[int, tuple[Any, float]] = {}
+        self._by_digest: dict[str, list[int]] = defaultdict(list)
+        self._unparsed = 0
+        self._merged_unparsed: list[int] = []
         super().__init__(*args, **kwargs)
 
     def _load(self) -> None:
         if self.skip_load:
             return
-        super()._load()
+        if not self._load_lazily():
+            super()._load()
         meta = self._metadata.get("audio_evals") if isinstance(self._metadata, dict) else None
         if self.data and (not isinstance(meta, dict) or meta.get("format") != CASSETTE_FORMAT):
             found = meta.get("format") if isinstance(meta, dict) else "none"
@@ -323,6 +374,110 @@ class IndexedCassette(Cassette):
                 f"{self._path}: cassette format {found} is not format {CASSETTE_FORMAT} of "
                 f"audio-evals {__version__}; re-record it with --record-mode=rewrite"
             )
+
+    def _load_lazily(self) -> bool:
+        """Split a replay-only cassette into unparsed interactions indexed by audio digest."""
+        if (
+            self.record_mode not in (RecordMode.NONE, RecordMode.ONCE)
+            or self._after_load_interaction
+        ):
+            return False
+        try:
+            text = Path(self._path).read_text(encoding="utf-8")
+            rest, chunks = _split_interactions(text, self._serializer)
+        except (OSError, UnicodeDecodeError, ValueError, yaml.YAMLError):
+            return False  # absent or unusual: vcrpy's own loading decides
+        if not chunks or not isinstance(rest.get("metadata", {}), dict):
+            return False
+        for chunk, line in chunks:
+            index = len(self.data)
+            self.data.append(_Unparsed(chunk, line))
+            self._old_interactions.append(None)
+            for found in set(_DIGEST_TEXT.findall(chunk)) or {""}:
+                self._by_digest[found].append(index)
+        self._unparsed = len(chunks)
+        self._loaded_count = len(self.data)
+        self.dirty = False
+        self.rewound = True
+        self._metadata = rest.get("metadata") or {}
+        return True
+
+    def _parse(self, index: int) -> None:
+        entry = self.data[index]
+        if not isinstance(entry, _Unparsed):
+            return
+        try:
+            request, response = _parse_interaction(entry.chunk, self._serializer)
+        except (ValueError, KeyError, TypeError, AttributeError, yaml.YAMLError) as exc:
+            raise CassetteFormatError(
+                f"{self._path}:{entry.line}: interaction {index + 1} is not readable "
+                f"({' '.join(str(exc).split())}); re-record it with --record-mode=rewrite"
+            ) from None
+        self._unparsed -= 1
+        self._old_interactions[index] = (request, response)
+        # What vcrpy's loading does to each interaction (Cassette.append): filter copies.
+        stored = self._before_record_request(request)
+        kept = self._before_record_response(copy.deepcopy(response)) if stored else None
+        if not stored or kept is None:
+            self.data[index] = _DROPPED
+            return
+        self.data[index] = (stored, kept)
+        bisect.insort(self._index[match_key(stored)], index)
+
+    def _parse_all(self) -> None:
+        for index in range(len(self.data)):
+            self._parse(index)
+        self._by_digest.clear()
+
+    def _key(self, request: Any) -> tuple[str, str, str]:
+        """The request's match key, once every interaction that could answer it is parsed."""
+        if self._unparsed:
+            for found in set(_DIGEST_BYTES.findall(_normalised(request))) or {b""}:
+                for index in self._by_digest.pop(found.decode("ascii"), ()):
+                    self._parse(index)
+        return match_key(request)
+
+    def _playable(self, key: tuple[str, str, str]) -> bool:
+        return (
+            self.record_mode != RecordMode.ALL
+            and (self.rewound or self.allow_playback_repeats)
+            and any(
+                self.play_counts[i] == 0 or self.allow_playback_repeats
+                for i in self._index.get(key, ())
+            )
+        )
+
+    @property
+    def requests(self) -> list[Any]:
+        """Every stored request (parses what was not parsed yet)."""
+        self._parse_all()
+        return [r for r, _ in (e for e in self.data if e is not _DROPPED)]
+
+    @property
+    def responses(self) -> list[Any]:
+        """Every stored response (parses what was not parsed yet)."""
+        self._parse_all()
+        return [r for _, r in (e for e in self.data if e is not _DROPPED)]
+
+    def _save(self, force: bool = False) -> None:
+        lazy = self._unparsed or self._merged_unparsed or _DROPPED in self.data
+        if lazy and not (force or self.dirty or self.drop_unused_requests):
+            return  # vcrpy would write nothing: leave the unread interactions unread
+        if lazy:
+            self._parse_all()
+            self._played_interactions += [self.data[i] for i in self._merged_unparsed]
+            self._merged_unparsed = []
+            self.data = [e for e in self.data if e is not _DROPPED]
+        super()._save(force)
+
+    def _new_interactions(self) -> list[Any]:
+        """Interactions recorded in this session that match no loaded one (vcrpy's answer, in O(n))."""
+        old = {match_key(request) for request, _ in filter(None, self._old_interactions)}
+        return [
+            (request, response)
+            for request, response in self.data[self._loaded_count :]
+            if match_key(request) not in old
+        ]
 
     def append(self, request: Any, response: Any) -> None:
         """Add an interaction, index it and, when it was just recorded, store its latency."""
@@ -342,20 +497,17 @@ class IndexedCassette(Cassette):
         self._metadata["audio_evals"] = {"format": CASSETTE_FORMAT, "harness_version": __version__}
 
     def _responses(self, request: Any) -> Iterator[tuple[int, Any]]:
-        for index in self._index.get(match_key(request), ()):
+        for index in self._index.get(self._key(request), ()):
             yield index, self.data[index][1]
 
     def can_play_response_for(self, request: Any) -> bool:
         """Whether a recorded answer is left for this request; notes when a live call starts."""
         # Same answer as vcrpy's, from the index, without a deep copy and re-filtering of the request.
-        playable = (
-            self.record_mode != RecordMode.ALL
-            and (self.rewound or self.allow_playback_repeats)
-            and any(
-                self.play_counts[i] == 0 or self.allow_playback_repeats
-                for i in self._index.get(match_key(request), ())
-            )
-        )
+        key = self._key(request)
+        playable = self._playable(key)
+        if not playable and self._unparsed:  # a miss is decided on the whole cassette
+            self._parse_all()
+            playable = self._playable(key)
         if not playable:
             if len(self._started) > 4096:
                 self._started.clear()
@@ -368,7 +520,10 @@ class IndexedCassette(Cassette):
             if counts[index] <= 0:
                 continue
             if self.play_counts[index] == 0 and index < self._loaded_count:
-                self._played_interactions.append(self.data[index])  # what vcrpy keeps on prune
+                if isinstance(self.data[index], _Unparsed):
+                    self._merged_unparsed.append(index)  # parsed only if a prune needs it
+                else:
+                    self._played_interactions.append(self.data[index])  # what vcrpy keeps on prune
             self.play_counts[index] += counts[index]
 
     @property
@@ -378,7 +533,11 @@ class IndexedCassette(Cassette):
 
     def unused_indices(self) -> list[int]:
         """Indices of loaded interactions that were never played."""
-        return [i for i in range(self._loaded_count) if self.play_counts[i] == 0]
+        return [
+            i
+            for i in range(self._loaded_count)
+            if self.play_counts[i] == 0 and self.data[i] is not _DROPPED
+        ]
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,12 @@ from instructor.processing.multimodal import Audio
 from openai import AsyncOpenAI
 from pydantic import BaseModel
 
-from .cassettes import LATENCY_HEADER, LIVE_LATENCIES, CannotOverwriteExistingCassetteException
+from .cassettes import (
+    LATENCY_HEADER,
+    LIVE_LATENCIES,
+    CannotOverwriteExistingCassetteException,
+    CassetteFormatError,
+)
 from .datasets import Case
 from .suites import Variant
 
@@ -92,6 +97,8 @@ def classify_error(exc: BaseException) -> tuple[str, str]:
     for err in chain:
         if isinstance(err, CannotOverwriteExistingCassetteException):
             return "cassette_miss", "no recorded interaction matches this request"
+        if isinstance(err, CassetteFormatError):
+            return "cassette_error", str(err)
     for err in chain:
         if isinstance(err, openai.APITimeoutError):
             return "timeout", "the request timed out"
