@@ -518,6 +518,7 @@ class EvalSession:
             rpm=self.config.getoption("eval_rpm"),
         )
         own = refs
+        forked.freeze_heap()
         if not live and not self.is_worker and not self._fork_failed and not run.keywords["rpm"]:
             shares = forked.split_shares(
                 refs, forked.processes_for(self.config.getoption("eval_processes"), len(refs))
