@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import shutil
+import threading
+import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -91,7 +93,7 @@ def test_repeats_of_a_case_stay_in_one_share() -> None:
 def test_small_batches_are_not_split() -> None:
     assert forked.processes_for(8, forked.MIN_SHARE * 2 - 1) == 1
     assert forked.processes_for(1, 10_000) == 1
-    if forked.fork_supported():
+    if forked.fork_supported() and threading.active_count() == 1:
         assert forked.processes_for(2, forked.MIN_SHARE * 2) == 2
         assert forked.processes_for(8, forked.MIN_SHARE * 3) == 3
         assert forked.processes_for(None, 10**6) == forked.available_cpus()
@@ -113,6 +115,7 @@ def test_a_share_streams_every_result_and_its_plays_back() -> None:
 
     child = forked.fork_share(units, work)
     assert child is not None
+    child.start()
     got = [child.take(ref) for ref in reversed(units)]  # out of order: the pipe never blocks
     child.close()
     assert [g.case_id if g else None for g in got] == [r.case_id for r in reversed(units)]
@@ -132,11 +135,45 @@ def test_a_failing_share_says_why_and_names_what_it_did_not_deliver() -> None:
 
     child = forked.fork_share(units, work)
     assert child is not None
+    child.start()
     assert child.take(units[0]) == result(units[0])
     assert child.take(units[9]) is None
     child.close()
     assert child.error == "RuntimeError: disk on fire"
     assert child.missing() == units[4:]
+
+
+@needs_fork
+def test_a_stalled_share_is_ended_and_says_so(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(forked, "STALL_SECONDS", 1.0)
+    units = refs(3)
+
+    def work(share: Sequence[EvalRef], emit: forked.Emit) -> dict[int, int]:
+        emit(result(share[0]))
+        time.sleep(3600)  # as a child stuck on a lock would
+        return {}
+
+    child = forked.fork_share(units, work)
+    assert child is not None
+    child.start()
+    assert child.take(units[0]) == result(units[0])
+    started = time.monotonic()
+    assert child.take(units[1]) is None
+    assert time.monotonic() - started < 30
+    child.close()
+    assert child.error is not None and "sent nothing for 1 s and was ended" in child.error
+    assert child.missing() == units[1:]
+
+
+def test_a_process_with_other_threads_does_not_fork() -> None:
+    stop = threading.Event()
+    thread = threading.Thread(target=stop.wait)
+    thread.start()
+    try:
+        assert forked.processes_for(2, 10_000) == 1
+    finally:
+        stop.set()
+        thread.join()
 
 
 # ---- end to end: pytest evals on a recorded project of CASES cases ---------------------------

@@ -13,6 +13,7 @@ import pickle
 import signal
 import sys
 import threading
+import time
 from collections.abc import Callable, Sequence
 from typing import IO, Any
 
@@ -23,6 +24,9 @@ MIN_SHARE = 64
 
 PARENT_SHARE = 0.9
 """The parent also runs every pytest item, so it takes a little less than an even share."""
+
+STALL_SECONDS = 120.0
+"""A child that sends nothing for this long is ended and its cases are redone in the parent."""
 
 Emit = Callable[[CaseResult], None]
 Work = Callable[[Sequence[EvalRef], Emit], dict[int, int]]
@@ -42,8 +46,12 @@ def available_cpus() -> int:
 
 
 def processes_for(requested: int | None, units: int) -> int:
-    """How many processes replay a batch of `units` (1 = no fork); `requested` None means auto."""
-    if not fork_supported():
+    """How many processes replay a batch of `units` (1 = no fork); `requested` None means auto.
+
+    Only a single-threaded process forks: a lock held by another thread at fork time would
+    stay held forever in the child.
+    """
+    if not fork_supported() or threading.active_count() > 1:
         return 1
     wanted = available_cpus() if requested is None else requested
     return max(1, min(wanted, units // MIN_SHARE))
@@ -91,9 +99,15 @@ class ForkedShare:
         self.finished = False
         self._reader = reader
         self._cond = threading.Condition()
+        self._progress = time.monotonic()
         self._thread = threading.Thread(target=self._drain, name=f"audio-evals-share-{pid}")
         self._thread.daemon = True
-        self._thread.start()
+
+    def start(self) -> None:
+        """Start reading the child's results (after every fork of the batch: forks stay single-threaded)."""
+        if self._thread.ident is None:
+            self._progress = time.monotonic()
+            self._thread.start()
 
     def _drain(self) -> None:
         got_end = False
@@ -108,6 +122,7 @@ class ForkedShare:
                     with self._cond:
                         self.results[ref] = payload
                         self.delivered.add(ref)
+                        self._progress = time.monotonic()
                         self._cond.notify_all()
                 elif tag == "P":
                     self.played = {int(k): int(v) for k, v in payload.items()}
@@ -120,16 +135,24 @@ class ForkedShare:
             with contextlib.suppress(OSError):
                 self._reader.close()
             with self._cond:
-                if not got_end and self.error is None:
+                if not got_end and self.error is None:  # (a stall already said why)
                     self.error = "the replay process ended before sending all its results"
                 self.finished = True
                 self._cond.notify_all()
 
     def take(self, ref: EvalRef) -> CaseResult | None:
-        """This unit's result, waiting for it; None when the child ended without it."""
+        """This unit's result, waiting for it; None when the child ended (or stalled) without it."""
         with self._cond:
             while ref not in self.results and not self.finished:
-                self._cond.wait()
+                idle = time.monotonic() - self._progress
+                if idle >= STALL_SECONDS:
+                    self.error = f"the replay process sent nothing for {idle:.0f} s and was ended"
+                    with contextlib.suppress(ProcessLookupError):
+                        os.kill(self.pid, signal.SIGKILL)
+                    while not self.finished:  # its pipe closes as it dies
+                        self._cond.wait(1.0)
+                    break
+                self._cond.wait(min(1.0, STALL_SECONDS - idle))
             return self.results.pop(ref, None)
 
     def missing(self) -> list[EvalRef]:
@@ -141,10 +164,24 @@ class ForkedShare:
 
     def close(self, *, kill: bool = False) -> None:
         """Wait for the child to end (or end it) and reap it."""
-        if kill and not self.finished:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(self.pid, signal.SIGKILL)
-        self._thread.join()
+        if self._thread.ident is None:
+            kill = True  # never started: nobody reads its pipe
+        while True:
+            if kill or time.monotonic() - self._progress >= STALL_SECONDS:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(self.pid, signal.SIGKILL)
+                if not kill and self.error is None:
+                    self.error = (
+                        f"the replay process sent nothing for {STALL_SECONDS:.0f} s and was ended"
+                    )
+                kill = True
+            if self._thread.ident is None:
+                with contextlib.suppress(OSError):
+                    self._reader.close()
+                break
+            self._thread.join(1.0)
+            if not self._thread.is_alive():
+                break
         with contextlib.suppress(ChildProcessError):
             os.waitpid(self.pid, 0)
 

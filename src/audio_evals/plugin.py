@@ -525,6 +525,8 @@ class EvalSession:
             )
             own = shares[0]
             forks = sum(self._fork(share, run) for share in shares[1:])
+            for child in self._shares:
+                child.start()
             if forks and self.config.option.verbose > 0:
                 self.say(
                     f"audio-evals: replaying {len(refs)} cases of {suite.name}/{variant.name} "
