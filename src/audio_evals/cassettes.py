@@ -414,14 +414,16 @@ class IndexedCassette(Cassette):
                 f"({' '.join(str(exc).split())}); re-record it with --record-mode=rewrite"
             ) from None
         self._unparsed -= 1
-        self._old_interactions[index] = (request, response)
         # What vcrpy's loading does to each interaction (Cassette.append): filter copies.
         stored = self._before_record_request(request)
         kept = self._before_record_response(copy.deepcopy(response)) if stored else None
         if not stored or kept is None:
             self.data[index] = _DROPPED
+            self._old_interactions[index] = (request, response)
             return
-        self.data[index] = (stored, kept)
+        # vcrpy keeps the unfiltered pair too, only to count it and to match new recordings
+        # against it (by match key, which filtering does not change): the stored pair serves.
+        self.data[index] = self._old_interactions[index] = (stored, kept)
         bisect.insort(self._index[match_key(stored)], index)
 
     def _parse_all(self) -> None:

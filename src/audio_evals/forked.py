@@ -58,11 +58,12 @@ def processes_for(requested: int | None, units: int) -> int:
 
 
 def freeze_heap() -> None:
-    """Move what is alive now (imports, suites, earlier results) out of the collector's sight.
+    """Move what is alive now (imports, suites, collected items) out of the collector's sight.
 
     A replay allocates many short-lived objects, so the collector runs often; each full pass
-    would also walk the whole start-up heap. Young garbage is collected first; older cyclic
-    garbage, if any, stays (a few objects per batch). A child also shares these pages untouched.
+    would also walk the whole start-up heap. Called once per session, before any cassette opens
+    (a cassette is cyclic garbage once closed: frozen, it would never be freed). Young garbage
+    is collected first. A forked child also leaves these pages shared.
     """
     gc.collect(1)
     gc.freeze()

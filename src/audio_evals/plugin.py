@@ -287,6 +287,7 @@ class EvalSession:
     _share_of: dict[EvalRef, forked.ForkedShare] = field(default_factory=dict)
     _fork_failed: bool = False
     _plays_incomplete: bool = False
+    _heap_frozen: bool = False
     _open_batch: tuple[str, str] | None = None
     _cassette: cas.IndexedCassette | None = None
     _cassette_stack: contextlib.ExitStack = field(default_factory=contextlib.ExitStack)
@@ -499,6 +500,11 @@ class EvalSession:
                 self._cassette_file(suite.name, variant.name)
             ):
                 self._local_server()  # started outside any cassette, so its health checks are not recorded
+        if (
+            not self._heap_frozen
+        ):  # once, before any cassette: a closed cassette must stay collectable
+            forked.freeze_heap()
+            self._heap_frozen = True
         self._open(ref.batch)
         live = self._cassette is not None and not self._cassette.write_protected
         if variant.is_local:
@@ -518,7 +524,6 @@ class EvalSession:
             rpm=self.config.getoption("eval_rpm"),
         )
         own = refs
-        forked.freeze_heap()
         if not live and not self.is_worker and not self._fork_failed and not run.keywords["rpm"]:
             shares = forked.split_shares(
                 refs, forked.processes_for(self.config.getoption("eval_processes"), len(refs))
