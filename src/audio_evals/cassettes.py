@@ -337,9 +337,8 @@ class _Unparsed:
         self.line = line
 
 
-_DROPPED = (
-    object()
-)  # a loaded interaction vcrpy's filters refuse (as its own loading would skip it)
+# Stands for a loaded interaction vcrpy's filters refuse (its own loading would skip it).
+_DROPPED = object()
 
 
 class IndexedCassette(Cassette):

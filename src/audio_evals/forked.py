@@ -126,7 +126,7 @@ class ForkedShare:
                         self._progress = time.monotonic()
                         self._cond.notify_all()
                 elif tag == "P":
-                    self.played = {int(k): int(v) for k, v in payload.items()}
+                    self.played = dict(payload)
                     got_end = True
                 elif tag == "E":
                     self.error = str(payload)
@@ -141,19 +141,23 @@ class ForkedShare:
                 self.finished = True
                 self._cond.notify_all()
 
+    def _end(self, *, stalled: bool) -> None:
+        """Kill the child (its pipe then closes); a stall is recorded as the reason."""
+        if stalled and self.error is None:
+            self.error = f"the replay process sent nothing for {STALL_SECONDS:.0f} s and was ended"
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(self.pid, signal.SIGKILL)
+
+    def _stalled(self) -> bool:
+        return time.monotonic() - self._progress >= STALL_SECONDS
+
     def take(self, ref: EvalRef) -> CaseResult | None:
         """This unit's result, waiting for it; None when the child ended (or stalled) without it."""
         with self._cond:
             while ref not in self.results and not self.finished:
-                idle = time.monotonic() - self._progress
-                if idle >= STALL_SECONDS:
-                    self.error = f"the replay process sent nothing for {idle:.0f} s and was ended"
-                    with contextlib.suppress(ProcessLookupError):
-                        os.kill(self.pid, signal.SIGKILL)
-                    while not self.finished:  # its pipe closes as it dies
-                        self._cond.wait(1.0)
-                    break
-                self._cond.wait(min(1.0, STALL_SECONDS - idle))
+                if self._stalled():
+                    self._end(stalled=True)
+                self._cond.wait(1.0)
             return self.results.pop(ref, None)
 
     def missing(self) -> list[EvalRef]:
@@ -168,13 +172,8 @@ class ForkedShare:
         if self._thread.ident is None:
             kill = True  # never started: nobody reads its pipe
         while True:
-            if kill or time.monotonic() - self._progress >= STALL_SECONDS:
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(self.pid, signal.SIGKILL)
-                if not kill and self.error is None:
-                    self.error = (
-                        f"the replay process sent nothing for {STALL_SECONDS:.0f} s and was ended"
-                    )
+            if kill or self._stalled():
+                self._end(stalled=not kill)
                 kill = True
             if self._thread.ident is None:
                 with contextlib.suppress(OSError):

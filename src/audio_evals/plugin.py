@@ -573,7 +573,7 @@ class EvalSession:
             self._cache[ref] = result
             self._settle(ref.batch, {ref: result})
             return
-        missing = [r for r in share.missing() if r in self._share_of or r == ref]
+        missing = share.missing()
         for r in share.refs:
             self._share_of.pop(r, None)
         self._fork_failed = self._plays_incomplete = True
