@@ -120,6 +120,7 @@ def cases_frame(
             "audio_output_tokens": usage.audio_output_tokens,
             "cost_usd": cost,
             "audio_seconds": r.audio_seconds,
+            "audio_path": r.audio_path,
             "transcript": r.transcript or "",
             "wer": word_error_rate(r.reference_transcript, r.transcript)
             if r.pipeline == "transcribe_then_extract"

@@ -54,6 +54,7 @@ class CaseResult:
     transcript: str | None = None
     reference_transcript: str | None = None
     audio_seconds: float | None = None
+    audio_path: str = ""
     served_model: str | None = None
     transcription_model: str | None = None
 
@@ -112,9 +113,8 @@ def score_result(
         latency_source=extraction.latency_source,
         transcript=extraction.transcript,
         reference_transcript=case.transcript,
-        audio_seconds=audio_seconds(case)
-        if variant.pipeline == "transcribe_then_extract"
-        else None,
+        audio_seconds=audio_seconds(case),
+        audio_path=str(case.audio_path),
         served_model=extraction.served_model,
         transcription_model=variant.transcription_model
         if variant.pipeline == "transcribe_then_extract"
