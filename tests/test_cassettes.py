@@ -10,8 +10,11 @@ import pytest
 from vcr.request import Request
 
 from audio_evals import cassettes as cas
+from audio_evals.bodies import digest, normalise_body
+from audio_evals.traffic import case_traffic
 
-AUDIO = base64.b64encode(b"RIFF" + bytes(range(256)) * 400).decode()
+WAV = b"RIFF\x00\x00\x00\x00WAVEfmt " + bytes(range(256)) * 400
+AUDIO = base64.b64encode(WAV).decode()
 
 
 def chat_body(audio: str = AUDIO, prompt: str = "Extract the person") -> bytes:
@@ -35,25 +38,25 @@ def chat_body(audio: str = AUDIO, prompt: str = "Extract the person") -> bytes:
 
 
 def test_audio_payload_becomes_its_digest_and_normalisation_is_idempotent() -> None:
-    once = cas.normalise_body(chat_body(), "application/json")
+    once = normalise_body(chat_body(), "application/json")
     assert once is not None
     assert AUDIO not in once.decode()
-    assert cas.digest(AUDIO).encode() in once
+    assert digest(WAV).encode() in once  # the sha256 of the audio bytes, as `sha256sum` prints it
     assert len(once) < 600
-    assert cas.normalise_body(once, "application/json") == once
+    assert normalise_body(once, "application/json") == once
 
 
 def test_key_order_and_whitespace_do_not_change_the_normalised_body() -> None:
     a = json.loads(chat_body())
     reordered = json.dumps(dict(reversed(list(a.items()))), indent=2).encode()
-    assert cas.normalise_body(reordered, "application/json") == cas.normalise_body(
+    assert normalise_body(reordered, "application/json") == normalise_body(
         chat_body(), "application/json"
     )
 
 
 def test_data_uri_audio_is_digested_too() -> None:
     body = json.dumps({"audio_url": f"data:audio/wav;base64,{AUDIO}"}).encode()
-    out = cas.normalise_body(body, "application/json")
+    out = normalise_body(body, "application/json")
     assert out is not None and AUDIO not in out.decode() and b"data:audio/wav;base64,sha256:" in out
 
 
@@ -67,14 +70,14 @@ def multipart(boundary: str, payload: bytes) -> bytes:
 
 
 def test_multipart_upload_is_canonical_whatever_the_boundary() -> None:
-    raw = b"RIFF" + bytes(range(256)) * 40
-    one = cas.normalise_body(multipart("aaa", raw), "multipart/form-data; boundary=aaa")
-    two = cas.normalise_body(multipart("zzz", raw), "multipart/form-data; boundary=zzz")
+    raw = WAV[:5000]
+    one = normalise_body(multipart("aaa", raw), "multipart/form-data; boundary=aaa")
+    two = normalise_body(multipart("zzz", raw), "multipart/form-data; boundary=zzz")
     assert one == two
     parsed = json.loads(one or b"")
     assert parsed["multipart/form-data"]["model"] == "whisper-1"
-    assert parsed["multipart/form-data"]["file"]["data"] == cas.digest(raw)
-    assert cas.normalise_body(one, "multipart/form-data") == one
+    assert parsed["multipart/form-data"]["file"]["data"] == digest(raw)
+    assert normalise_body(one, "multipart/form-data") == one
 
 
 def live_request(body: bytes, url: str = "http://127.0.0.1:43123/v1/chat/completions") -> Request:
@@ -95,6 +98,13 @@ def test_filter_request_keeps_no_secret_header_and_canonical_uri() -> None:
     assert dict(req.headers) == {"Content-Type": "application/json"}
     assert req.uri == "http://localhost/v1/chat/completions"
     assert AUDIO.encode() not in req.body
+    keyed = cas.filter_request(
+        live_request(
+            chat_body(),
+            "https://generativelanguage.googleapis.com/v1beta/m:gen?key=AIzaSecret&alt=json",
+        )
+    )
+    assert "AIzaSecret" not in keyed.uri and "key=REDACTED" in keyed.uri
 
 
 def test_match_key_ignores_headers_and_port_but_not_prompt_or_audio() -> None:
@@ -104,10 +114,15 @@ def test_match_key_ignores_headers_and_port_but_not_prompt_or_audio() -> None:
     assert cas.match_key(other_port) == base
     assert cas.match_key(live_request(chat_body(prompt="Other prompt"))) != base
     assert cas.match_key(live_request(chat_body(audio=AUDIO[:-8] + "AAAAAAAA"))) != base
+    with case_traffic("person-0001", 0):  # an interaction belongs to its case and repeat
+        assert cas.match_key(live_request(chat_body())) != base
+        tagged = cas.filter_request(live_request(chat_body()))
+    assert tagged.headers[cas.CASE_HEADER] == "person-0001/0"
+    assert cas.match_key(tagged, stored=True)[0] == "person-0001/0"
     assert cas.match_key(cas.filter_request(live_request(chat_body()))) == base
 
 
-def test_filter_response_drops_cookies_org_and_retried_failures() -> None:
+def test_filter_response_keeps_answers_only() -> None:
     response = {
         "status": {"code": 200, "message": "OK"},
         "headers": {
@@ -120,15 +135,11 @@ def test_filter_response_drops_cookies_org_and_retried_failures() -> None:
     }
     kept = cas.filter_response(response)
     assert kept is not None and set(kept["headers"]) == {"x-request-id"}
-    for code in (429, 500, 503):
+    for code in (400, 401, 403, 404, 422, 429, 500, 503):  # a wrong request or key is no answer
         assert (
             cas.filter_response({"status": {"code": code}, "headers": {}, "body": {"string": ""}})
             is None
         )
-    assert (
-        cas.filter_response({"status": {"code": 400}, "headers": {}, "body": {"string": ""}})
-        is not None
-    )
 
 
 def test_atomic_save_leaves_the_old_file_when_serialising_fails(tmp_path: Path) -> None:
@@ -154,7 +165,7 @@ def test_atomic_save_leaves_the_old_file_when_serialising_fails(tmp_path: Path) 
 def test_unreadable_and_foreign_cassettes_get_a_clear_error(tmp_path: Path) -> None:
     bad = tmp_path / "bad.yaml"
     bad.write_text("interactions: [\n  - {", encoding="utf-8")
-    with pytest.raises(cas.CassetteFormatError, match="bad.yaml: not a readable cassette"):
+    with pytest.raises(cas.CassetteFormatError, match=r"bad.yaml:2: not a readable cassette"):
         with cas.open_cassette(bad, "none"):
             pass
     foreign = tmp_path / "foreign.yaml"
@@ -163,13 +174,13 @@ def test_unreadable_and_foreign_cassettes_get_a_clear_error(tmp_path: Path) -> N
         "  response: {body: {string: '{}'}, headers: {}, status: {code: 200, message: OK}}\nversion: 1\n",
         encoding="utf-8",
     )
-    with pytest.raises(cas.CassetteFormatError, match="cassette format none is not format 1"):
+    with pytest.raises(cas.CassetteFormatError, match="cassette format none is not format 2"):
         with cas.open_cassette(foreign, "none"):
             pass
 
 
 def test_unknown_record_mode_is_refused(tmp_path: Path) -> None:
-    with pytest.raises(ValueError, match="unknown record mode 'sometimes'"):
+    with pytest.raises(ValueError, match="'sometimes' is not a valid RecordMode"):
         cas.open_cassette(tmp_path / "x.yaml", "sometimes")
 
 
@@ -197,7 +208,7 @@ def _tricky_cassette() -> dict[str, object]:
     return {
         "requests": requests,
         "responses": responses,
-        "metadata": {"audio_evals": {"format": 1}},
+        "metadata": {"audio_evals": {"format": cas.CASSETTE_FORMAT}},
     }
 
 
@@ -228,11 +239,13 @@ def test_a_cassette_in_another_yaml_layout_is_still_read_by_vcrpy(tmp_path: Path
         cas._deserialize_by_interaction(flow, yamlserializer)
     requests, responses, metadata = cas.AtomicPersister.load_cassette(path, yamlserializer)
     assert [r.body for r in requests] == [r.body for r in _tricky_cassette()["requests"]]  # type: ignore[union-attr]
-    assert metadata == {"audio_evals": {"format": 1}}
+    assert metadata == {"audio_evals": {"format": cas.CASSETTE_FORMAT}}
 
 
-def _write_chat_cassette(path: Path, audios: list[str]) -> list[Request]:
-    """A cassette as the harness writes it: one chat interaction per audio, answer `{"i": k}`."""
+def _write_chat_cassette(
+    path: Path, audios: list[str], cases: list[tuple[str, int]]
+) -> list[Request]:
+    """A cassette as the harness writes it: one chat interaction per (audio, case), answer `{"i": k}`."""
     from vcr.serialize import serialize
     from vcr.serializers import yamlserializer
 
@@ -245,7 +258,10 @@ def _write_chat_cassette(path: Path, audios: list[str]) -> list[Request]:
         )
         for audio in audios
     ]
-    stored = [cas.filter_request(Request._from_dict(r._to_dict())) for r in live]
+    stored = []
+    for request, (case_id, repeat) in zip(live, cases, strict=True):
+        with case_traffic(case_id, repeat):
+            stored.append(cas.filter_request(Request._from_dict(request._to_dict())))
     responses = [
         {
             "status": {"code": 200, "message": "OK"},
@@ -254,7 +270,11 @@ def _write_chat_cassette(path: Path, audios: list[str]) -> list[Request]:
         }
         for k in range(len(audios))
     ]
-    doc = {"requests": stored, "responses": responses, "metadata": {"audio_evals": {"format": 1}}}
+    doc = {
+        "requests": stored,
+        "responses": responses,
+        "metadata": {"audio_evals": {"format": cas.CASSETTE_FORMAT}},
+    }
     path.write_text(serialize(doc, yamlserializer), encoding="utf-8")
     return live
 
@@ -263,19 +283,31 @@ def _answer(response: dict[str, object]) -> object:
     return json.loads(response["body"]["string"])["i"]  # type: ignore[index]
 
 
-def test_replay_parses_only_the_interactions_it_is_asked_for(tmp_path: Path) -> None:
-    audios = [base64.b64encode(b"RIFF" + bytes([k]) * 3000).decode() for k in range(6)]
-    audios.append(audios[2])  # a repeat: the same request recorded twice
+def _play(cassette: cas.IndexedCassette, request: Request, case: tuple[str, int]) -> object:
+    with case_traffic(*case):
+        assert cassette.can_play_response_for(request)
+        return _answer(cassette.play_response(request))
+
+
+def test_replay_parses_only_the_interactions_of_the_case_that_asks(tmp_path: Path) -> None:
+    audios = [base64.b64encode(WAV[:12] + bytes([k]) * 3000).decode() for k in range(6)]
+    audios.append(audios[2])  # a repeat: the same request recorded twice, for repeats 0 and 1
+    cases = [(f"case {k}", 0) for k in range(6)] + [("case 2", 1)]
     path = tmp_path / "c.yaml"
-    live = _write_chat_cassette(path, audios)
+    live = _write_chat_cassette(path, audios, cases)
     with cas.open_cassette(path, "none") as cassette:
         assert len(cassette) == 7 and cassette._unparsed == 7
-        assert cassette.can_play_response_for(live[4])
-        assert _answer(cassette.play_response(live[4])) == 4
+        assert _play(cassette, live[4], cases[4]) == 4
         assert cassette._unparsed == 6
-        assert _answer(cassette.play_response(live[2])) == 2  # both copies parsed, file order
-        assert _answer(cassette.play_response(live[6])) == 6
-        assert not cassette.can_play_response_for(live[2])  # a miss is decided on everything
+        assert _play(cassette, live[6], cases[6]) == 6  # repeat 1 gets repeat 1's answer
+        assert _play(cassette, live[2], cases[2]) == 2
+        assert cassette._unparsed == 4
+        with case_traffic("case 2", 0):  # played already: a miss, decided on everything
+            assert not cassette.can_play_response_for(live[2])
+            assert "already played" in cassette.explain_miss(live[2])
+        with case_traffic("case 1", 0):  # another case's audio: the nearest miss is explained
+            assert not cassette.can_play_response_for(live[3])
+            assert "audio differs" in cassette.explain_miss(live[3])
         assert cassette._unparsed == 0
         assert cassette.unused_indices() == [0, 1, 3, 5]
         assert [r.uri for r in cassette.requests] == ["http://localhost/v1/chat/completions"] * 7
@@ -285,31 +317,36 @@ def test_replay_parses_only_the_interactions_it_is_asked_for(tmp_path: Path) -> 
 def test_an_unreadable_interaction_names_the_file_and_line_when_it_is_needed(
     tmp_path: Path,
 ) -> None:
-    audios = [base64.b64encode(b"RIFF" + bytes([k]) * 3000).decode() for k in range(3)]
+    audios = [base64.b64encode(WAV[:12] + bytes([k]) * 3000).decode() for k in range(3)]
+    cases = [(f"c{k}", 0) for k in range(3)]
     path = tmp_path / "c.yaml"
-    live = _write_chat_cassette(path, audios)
+    live = _write_chat_cassette(path, audios, cases)
     lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
     starts = [i for i, line in enumerate(lines) if line.startswith("- request:")]
     status = next(i for i in range(starts[1], starts[2]) if "code: 200" in lines[i])
     lines[status] = lines[status].replace("code: 200", "code: [200")
     path.write_text("".join(lines), encoding="utf-8")
     with cas.open_cassette(path, "none") as cassette:
-        assert _answer(cassette.play_response(live[0])) == 0
-        with pytest.raises(
-            cas.CassetteFormatError,
-            match=rf"c\.yaml:{starts[1] + 1}: interaction 2 is not readable .*--record-mode=rewrite",
+        assert _play(cassette, live[0], cases[0]) == 0
+        with (
+            case_traffic(*cases[1]),
+            pytest.raises(
+                cas.CassetteFormatError,
+                match=rf"c\.yaml:{starts[1] + 1}: interaction 2 is not readable",
+            ),
         ):
             cassette.can_play_response_for(live[1])
 
 
 def test_a_pruned_lazy_cassette_keeps_exactly_the_played_interactions(tmp_path: Path) -> None:
-    audios = [base64.b64encode(b"RIFF" + bytes([k]) * 3000).decode() for k in range(5)]
+    audios = [base64.b64encode(WAV[:12] + bytes([k]) * 3000).decode() for k in range(5)]
+    cases = [(f"c{k}", 0) for k in range(5)]
     path = tmp_path / "c.yaml"
-    live = _write_chat_cassette(path, audios)
+    live = _write_chat_cassette(path, audios, cases)
     with cas.open_cassette(path, "none") as cassette:
-        cassette.play_response(live[3])
+        assert _play(cassette, live[3], cases[3]) == 3
         cassette.merge_plays({1: 1})  # played by a forked replay process, unparsed here
         cassette.drop_unused_requests = True
     with cas.open_cassette(path, "none") as cassette:
-        assert sorted(_answer(cassette.play_response(live[k])) for k in (1, 3)) == [1, 3]
+        assert sorted(_play(cassette, live[k], cases[k]) for k in (1, 3)) == [1, 3]
         assert len(cassette) == 2

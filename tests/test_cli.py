@@ -10,7 +10,7 @@ import pytest
 
 from audio_evals.cli import main
 from audio_evals.report import build_report
-from audio_evals.runner import CaseResult
+from audio_evals.results import Call, CaseResult, LatencySource
 
 
 def result(case: str, correct: bool, variant: str = "v") -> CaseResult:
@@ -38,13 +38,24 @@ def result(case: str, correct: bool, variant: str = "v") -> CaseResult:
         expected='{"name": "Jason"}',
         predicted=json.dumps({"name": field["predicted"]}),
         fields=[field],
-        usage={
-            "prompt_tokens": 100,
-            "completion_tokens": 10,
-            "prompt_tokens_details": {"audio_tokens": 30},
-        },
+        calls=[
+            Call(
+                "POST",
+                "/v1/chat/completions",
+                200,
+                "local-baseline",
+                usage={
+                    "usage": {
+                        "prompt_tokens": 100,
+                        "completion_tokens": 10,
+                        "prompt_tokens_details": {"audio_tokens": 30},
+                    }
+                },
+                latency_ms=120.0,
+            )
+        ],
         latency_ms=120.0,
-        latency_source="recorded",
+        latency_source=LatencySource.RECORDED,
     )
 
 

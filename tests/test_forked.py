@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from audio_evals import forked
-from audio_evals.runner import CaseResult, EvalRef
+from audio_evals.results import CaseResult, EvalRef
 
 from .conftest import run_pytest, write_tone
 

@@ -162,7 +162,14 @@ def recorded(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = write_project(tmp_path_factory.mktemp("gates-recorded"))
     # Concurrency 2: the first call per clip decodes, the rest hit the server's transcript cache
     # (at the default 8, all twelve identical calls decode at once on two cores: ~20 s).
-    proc = run_pytest(root, "evals", "--record-mode=once", "--eval-concurrency=2")
+    proc = run_pytest(
+        root,
+        "evals",
+        "--record-mode=once",
+        "--eval-concurrency=2",
+        "--variant=local-baseline",
+        "--variant=other",
+    )
     assert proc.returncode == 0, both(proc)
     files = sorted(p.name for p in (root / "cassettes" / "intro").glob("*.yaml"))
     assert files == ["local-baseline.yaml", "other.yaml"], files
@@ -207,7 +214,13 @@ def test_passing_gates_exit_0_and_are_listed_as_pass_with_their_numbers(project:
     proc = run_pytest(project, "evals")
     assert proc.returncode == 0, both(proc)
     gates = gate_lines(proc.stdout)
-    assert "audio-evals gates: 0 failed of 8" in proc.stdout
+    assert "audio-evals gates: 0 failed of 10" in proc.stdout  # + no errored case, per variant
+    assert_gate(
+        gates,
+        "max_error_rate intro/local-baseline <= 0",
+        "PASS",
+        r"0 of 12 cases errored \(0\.0% <= 0%\)",
+    )
     assert_gate(
         gates, "min_accuracy intro/local-baseline:name >= 0.4", "PASS", NAME_NUMBERS + " >= 0.4"
     )
@@ -225,7 +238,7 @@ def test_passing_gates_exit_0_and_are_listed_as_pass_with_their_numbers(project:
     )
     # the hosted variant without a cassette was skipped, not judged by default
     assert not [g for g in gates if "gpt-audio-1.5" in g]
-    assert "32 passed, 12 skipped" in proc.stdout
+    assert "34 passed, 12 skipped" in proc.stdout
 
 
 def test_threshold_miss_exits_1_naming_field_threshold_and_measured_value(project: Path) -> None:
@@ -239,14 +252,14 @@ def test_threshold_miss_exits_1_naming_field_threshold_and_measured_value(projec
     proc = run_pytest(project, "evals")
     out = proc.stdout
     assert proc.returncode == 1, both(proc)
-    assert "audio-evals gates: 1 failed of 2" in out
+    assert "audio-evals gates: 1 failed of 3" in out
     gates = gate_lines(out)
     assert_gate(
         gates, "min_accuracy intro/local-baseline:name >= 0.99", "FAIL", NAME_NUMBERS + " < 0.99"
     )
     assert gates["min_accuracy intro/local-baseline:age >= 0.9"][0] == "PASS"
     # the gate is a failed test item of pytest's own; the cases themselves all passed
-    assert "1 failed, 25 passed, 12 skipped" in out
+    assert "1 failed, 26 passed, 12 skipped" in out
     assert "gate failed: min_accuracy intro/local-baseline:name >= 0.99" in out
 
 
@@ -292,7 +305,7 @@ def test_regression_vs_baseline_significant_fails_and_small_drop_passes_with_a_n
     first = run_pytest(project, "evals", "--update-baseline")
     assert first.returncode == 0, both(first)
     assert gate_lines(first.stdout)["regression vs reports/baseline.json"][0] == "N/E"
-    assert f"baseline written: {baseline}" in first.stdout
+    assert "baseline written: reports/baseline.json" in first.stdout
     doc = json.loads(baseline.read_text(encoding="utf-8"))
     assert doc["version"] == 1
     written = doc["suites"]["intro"]["local-baseline"]["name"]
@@ -385,6 +398,7 @@ def test_junitxml_has_the_gates_as_test_cases_with_failures(project: Path) -> No
     assert set(cases) == {
         "min_accuracy intro/local-baseline:name >= 0.99",
         "min_accuracy intro/local-baseline:age >= 0.9",
+        "max_error_rate intro/local-baseline <= 0",
         "regression vs reports/baseline.json",
     }
     assert {tc.get("classname") for tc in cases.values()} == {"audio-evals.gates"}
@@ -424,8 +438,8 @@ def test_same_verdict_under_xdist(project: Path) -> None:
     assert single.returncode == 1, both(single)
     assert parallel.returncode == single.returncode, both(parallel)
     assert gate_lines(parallel.stdout) == gate_lines(single.stdout)
-    assert len(gate_lines(single.stdout)) == 7
-    assert "audio-evals gates: 3 failed of 7" in parallel.stdout
+    assert len(gate_lines(single.stdout)) == 9
+    assert "audio-evals gates: 3 failed of 9" in parallel.stdout
 
 
 # ---- 7. no silent pass -------------------------------------------------------------------------
@@ -451,7 +465,7 @@ def test_variant_deselected_on_purpose_is_not_evaluated_and_does_not_fail(projec
         "deselected on purpose (--variant/-k)",
     )
     assert gates["min_accuracy intro/other:name >= 0.4"][0] == "PASS"
-    assert "audio-evals gates: 0 failed of 3" in proc.stdout
+    assert "audio-evals gates: 0 failed of 6" in proc.stdout
 
 
 @pytest.mark.parametrize(
@@ -488,7 +502,7 @@ def test_github_step_summary_receives_the_markdown_gate_table(
     assert text.startswith("# earlier step\n"), "the summary file is appended to, not replaced"
     gates = text[text.index("## Gates") :]
     # local-baseline ran; other and gpt-audio-1.5 were deselected on purpose
-    assert "**FAILED**: 5 of 6 gates passed or not evaluated, 1 failed." in gates
+    assert "**FAILED**: 8 of 9 gates passed or not evaluated, 1 failed." in gates
     assert "| gate | status | detail |\n| --- | --- | --- |\n" in gates
     assert re.search(
         r"^\| `min_accuracy intro/local-baseline:name >= 0\.99` \| ❌ failed \| "

@@ -10,6 +10,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from audio_evals.cassettes import CASSETTE_FORMAT
+
 from .conftest import SHARED, require_shared, run_pytest
 
 pytest_plugins = ["pytester"]
@@ -96,6 +98,8 @@ def recorded(tmp_path_factory: pytest.TempPathFactory, local_server: object) -> 
         root,
         "evals",
         "--record-mode=once",
+        "--variant=local-baseline",
+        "--variant=via-url",
         env={
             "CANARY_KEY": CANARY,
             "OPENAI_ORG_ID": "org-canaryorg123",
@@ -126,12 +130,12 @@ def test_record_writes_one_small_cassette_per_variant_without_audio_or_secrets(
         text = path.read_text(encoding="utf-8")
         doc = yaml.safe_load(text)
         assert len(doc["interactions"]) == 2
-        assert doc["metadata"]["audio_evals"]["format"] == 1
+        assert doc["metadata"]["audio_evals"]["format"] == CASSETTE_FORMAT
         assert path.stat().st_size < 20_000, "audio must be stored as a digest"
         assert jason_b64_head not in text
         assert "sha256:" in text
         for inter in doc["interactions"]:
-            assert set(inter["request"]["headers"]) <= {"content-type"}
+            assert set(inter["request"]["headers"]) <= {"content-type", "x-audio-evals-case"}
             assert inter["response"]["headers"]["x-audio-evals-latency-ms"]
     for folder in ("cassettes", "reports"):
         for path in (recorded / folder).rglob("*"):
@@ -183,8 +187,10 @@ def test_changed_prompt_is_a_cassette_miss_that_names_case_and_command(project: 
     assert proc.returncode == 1
     assert "2 failed" in out
     assert (
-        "cassette miss: cassettes/intro/local-baseline.yaml has no interaction for suite intro, "
-        "variant local-baseline, case jason" in out
+        "cassette miss in cassettes/intro/local-baseline.yaml (suite intro, variant local-baseline, "
+        "case jason): direct sent POST /v1/chat/completions that has no recorded answer: nearest "
+        "recorded POST /v1/chat/completions of this case differs in: messages[0].content[0].text"
+        in out
     )
     assert (
         "Re-record it with: pytest evals --record-mode=new_episodes --variant local-baseline -k jason"
@@ -286,11 +292,12 @@ def test_python_api_module_runs_through_the_same_machinery(project: Path) -> Non
     assert "suite intro" in proc.stdout
 
 
-def test_broken_dataset_is_a_collection_error_naming_file_line_and_field(project: Path) -> None:
+def test_broken_dataset_fails_its_suite_naming_file_line_and_field(project: Path) -> None:
     meta = project / "datasets" / "intro" / "metadata.jsonl"
     meta.write_text(meta.read_text().replace('"age": 20', '"age": "twenty"'), encoding="utf-8")
     proc = run_pytest(project, "evals")
-    assert proc.returncode != 0
+    assert proc.returncode == 1
+    assert "evals/intro.eval.toml F" in proc.stdout and "1 failed" in proc.stdout
     assert (
         "metadata.jsonl:1: field 'expected.age': label does not validate against Intro"
         in proc.stdout

@@ -1,23 +1,23 @@
-"""vcrpy cassettes for audio extraction: audio replaced by its digest, indexed matching, no secrets."""
+"""vcrpy cassettes for audio extraction: audio replaced by its digest, one case per interaction, no secrets.
+
+The file format is stock vcrpy YAML. Requests are stored normalised (`bodies.py`: audio becomes
+its digest), with only allow-listed headers plus the case key (`traffic.py`), so an interaction
+is matched by (case and repeat, method, path, normalised body) through a hash index. Every
+answer played or recorded is reported to the case that asked for it (usage, latency, transcript).
+"""
 
 from __future__ import annotations
 
 import bisect
 import contextlib
-import contextvars
 import copy
-import functools
 import hashlib
-import json
 import os
 import re
-import tempfile
 import time
 from collections import defaultdict
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
-from email.parser import BytesParser
-from email.policy import HTTP
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit, urlunsplit
@@ -26,135 +26,104 @@ import vcr
 import yaml
 from vcr.cassette import Cassette
 from vcr.errors import CannotOverwriteExistingCassetteException
-from vcr.record_mode import RecordMode
+from vcr.record_mode import RecordMode as VcrRecordMode
 
 from . import __version__
+from .bodies import differences, json_body, normalise_body, requested_model
+from .traffic import CASE_HEADER, LATENCY_HEADER, current_key, latency_of, observe
 
-CASSETTE_FORMAT = 1
-RECORD_MODES = ("none", "once", "new_episodes", "all", "rewrite")
-DIGEST_PREFIX = "sha256:"
-LATENCY_HEADER = "x-audio-evals-latency-ms"
+CASSETTE_FORMAT = 2
 # Request headers are kept by allow-list: nothing else (keys, org/project ids, cookies) is written.
-KEPT_REQUEST_HEADERS = frozenset({"content-type"})
+KEPT_REQUEST_HEADERS = frozenset({"content-type", CASE_HEADER})
 DROPPED_RESPONSE_HEADERS = frozenset(
     {"set-cookie", "cookie", "openai-organization", "openai-project", "authorization", "api-key"}
 )
-# Retried failures are not answers: recording them would replay a 429 where the live run recovered.
-UNRECORDED_STATUSES = frozenset({408, 409, 429, 500, 502, 503, 504})
-_DATA_URI = re.compile(r"^data:audio/[A-Za-z0-9.+-]+;base64,", re.ASCII)
+# Query parameters that carry credentials (Gemini's ?key=, Azure SAS signatures, tokens).
+SECRET_QUERY_PARAMS = frozenset(
+    {"key", "api_key", "apikey", "api-key", "access_token", "token", "sig", "signature", "code"}
+)
+REDACTED = "REDACTED"
 _LOOPBACK = {"127.0.0.1", "localhost", "::1", "[::1]"}
-_DIGEST_TEXT = re.compile(r"sha256:[0-9a-f]{64}")
-_DIGEST_BYTES = re.compile(rb"sha256:[0-9a-f]{64}")
+_CASE_TEXT = re.compile(CASE_HEADER + r":\s*\n\s*-\s*'?([A-Za-z0-9_.~%-]+/[0-9]+)'?")
 
 __all__ = [
     "CASSETTE_FORMAT",
-    "RECORD_MODES",
     "CassetteFormatError",
     "CannotOverwriteExistingCassetteException",
     "IndexedCassette",
+    "RecordMode",
     "cassette_path",
     "match_key",
-    "normalise_body",
     "open_cassette",
     "read_interactions",
 ]
 
 
-# Transport-level latency of calls recorded in this context (set by the extraction, filled on record).
-LIVE_LATENCIES: contextvars.ContextVar[list[float] | None] = contextvars.ContextVar(
-    "audio_evals_live_latencies", default=None
-)
+class RecordMode(StrEnum):
+    """pytest-recording's record modes: what a run may send to the network."""
+
+    NONE = "none"
+    ONCE = "once"
+    NEW_EPISODES = "new_episodes"
+    ALL = "all"
+    REWRITE = "rewrite"
+
+    @property
+    def records(self) -> bool:
+        """Whether this mode can record at all."""
+        return self is not RecordMode.NONE
+
+    def needs_network(self, cassette: Path) -> bool:
+        """Whether calls of a batch whose cassette is at `cassette` may go to the network."""
+        if self is RecordMode.NONE:
+            return False
+        if self is RecordMode.ONCE:
+            return not cassette.exists()
+        return True
 
 
 class CassetteFormatError(ValueError):
-    """A cassette file that this harness cannot read."""
+    """A cassette file that this harness cannot read, naming the file (and line) and what to do."""
 
 
-def digest(data: bytes | str) -> str:
-    """The `sha256:<hex>` digest that stands for an audio payload in cassettes."""
-    raw = data.encode("ascii") if isinstance(data, str) else data
-    return DIGEST_PREFIX + hashlib.sha256(raw).hexdigest()
-
-
-def _replace_audio(node: Any) -> Any:
-    if isinstance(node, dict):
-        out = {}
-        for key, value in node.items():
-            if (
-                key == "input_audio"
-                and isinstance(value, dict)
-                and isinstance(value.get("data"), str)
-            ):
-                data = value["data"]
-                value = {**value, "data": data if data.startswith(DIGEST_PREFIX) else digest(data)}
-            out[key] = _replace_audio(value)
-        return out
-    if isinstance(node, list):
-        return [_replace_audio(v) for v in node]
-    if isinstance(node, str) and _DATA_URI.match(node):
-        head, _, payload = node.partition(",")
-        return f"{head},{digest(payload)}"
-    return node
-
-
-def _canonical(obj: Any) -> bytes:
-    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
-
-
-def _normalise_multipart(body: bytes, content_type: str) -> bytes:
-    message = BytesParser(policy=HTTP).parsebytes(
-        b"Content-Type: " + content_type.encode("latin-1") + b"\r\n\r\n" + body
+def _canonical_uri(uri: str) -> str:
+    parts = urlsplit(uri)
+    host = parts.hostname or ""
+    netloc = "localhost" if host in _LOOPBACK else (host + (f":{parts.port}" if parts.port else ""))
+    query = "&".join(
+        f"{k}={REDACTED if k.lower() in SECRET_QUERY_PARAMS else v}"
+        for k, v in sorted(parse_qsl(parts.query, keep_blank_values=True))
     )
-    fields: dict[str, Any] = {}
-    for part in message.iter_parts():
-        name = part.get_param("name", header="content-disposition") or ""
-        payload = part.get_payload(decode=True) or b""
-        filename = part.get_filename()
-        if filename is not None:
-            fields[name] = {
-                "filename": filename,
-                "content_type": part.get_content_type(),
-                "bytes": len(payload),
-                "data": digest(payload),
-            }
-        else:
-            fields[name] = payload.decode("utf-8", "replace")
-    return _canonical({"multipart/form-data": fields})
-
-
-@functools.lru_cache(maxsize=8)
-def normalise_body(body: bytes | None, content_type: str = "") -> bytes | None:
-    """The request body as stored and matched: audio payloads become digests, JSON is canonical."""
-    if not body:
-        return body
-    try:
-        parsed = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
-        if content_type.startswith("multipart/form-data"):
-            return _normalise_multipart(body, content_type)
-        return body
-    return _canonical(_replace_audio(parsed))
+    return urlunsplit((parts.scheme, netloc, parts.path.rstrip("/"), query, ""))
 
 
 def _content_type(request: Any) -> str:
     return str(request.headers.get("content-type", "") or "")
 
 
-def _canonical_uri(uri: str) -> str:
-    parts = urlsplit(uri)
-    host = parts.hostname or ""
-    netloc = "localhost" if host in _LOOPBACK else parts.netloc
-    query = "&".join(f"{k}={v}" for k, v in sorted(parse_qsl(parts.query)))
-    return urlunsplit((parts.scheme, netloc, parts.path.rstrip("/"), query, ""))
+def _normalised(request: Any) -> bytes:
+    body = request.body if isinstance(request.body, bytes) else (request.body or b"")
+    return (normalise_body(bytes(body), _content_type(request)) or b"") if body else b""
+
+
+def _case_of(request: Any, *, stored: bool = False) -> str:
+    """The case a request belongs to: its header (a stored request's), else the case running now."""
+    tagged = request.headers.get(CASE_HEADER)
+    if tagged or stored:
+        return str(tagged or "")
+    return current_key() or ""
 
 
 def filter_request(request: Any) -> Any:
-    """The request as it may be written: canonical URI, allow-listed headers, audio digested."""
+    """The request as it may be written: canonical URI, allow-listed headers, audio digested, case key."""
     request.uri = _canonical_uri(request.uri)
     content_type = _content_type(request)
+    case = _case_of(request)
     for name in list(request.headers):
         if name.lower() not in KEPT_REQUEST_HEADERS:
             del request.headers[name]
+    if case:
+        request.headers[CASE_HEADER] = case
     body = request.body
     if isinstance(body, bytes | bytearray) and body:
         normalised = normalise_body(bytes(body), content_type)
@@ -165,8 +134,13 @@ def filter_request(request: Any) -> Any:
 
 
 def filter_response(response: dict[str, Any]) -> dict[str, Any] | None:
-    """The response as it may be written: no cookies or account ids; retried failures dropped."""
-    if response.get("status", {}).get("code") in UNRECORDED_STATUSES:
+    """The response as it may be written: answers only (2xx), without cookies or account ids.
+
+    A 4xx says the request or the credentials were wrong, a 429/5xx is a failure the client
+    retries: replaying either would stand in for an answer the model never gave.
+    """
+    code = response.get("status", {}).get("code")
+    if not isinstance(code, int) or not 200 <= code < 300:
         return None
     headers = response.get("headers", {})
     response["headers"] = {
@@ -175,34 +149,23 @@ def filter_response(response: dict[str, Any]) -> dict[str, Any] | None:
     return response
 
 
-def _normalised(request: Any) -> bytes:
-    body = request.body if isinstance(request.body, bytes) else (request.body or b"")
-    return (normalise_body(bytes(body), _content_type(request)) or b"") if body else b""
-
-
-def match_key(request: Any) -> tuple[str, str, str]:
-    """What decides an answer: method, path (with query) and the digest of the normalised body."""
+def _route(request: Any) -> tuple[str, str]:
     parts = urlsplit(_canonical_uri(request.uri))
-    normalised = _normalised(request)
-    path = parts.path + (f"?{parts.query}" if parts.query else "")
-    return request.method.upper(), path, hashlib.sha256(normalised or b"").hexdigest()
+    return request.method.upper(), parts.path + (f"?{parts.query}" if parts.query else "")
 
 
-def _method(r1: Any, r2: Any) -> None:
-    assert r1.method.upper() == r2.method.upper(), f"{r1.method} != {r2.method}"
+MatchKey = tuple[str, str, str, bytes]
 
 
-def _path(r1: Any, r2: Any) -> None:
-    assert match_key(r1)[1] == match_key(r2)[1], "path differs"
-
-
-def _body(r1: Any, r2: Any) -> None:
-    assert match_key(r1)[2] == match_key(r2)[2], (
-        "body differs (prompt, model, schema, audio or params)"
+def match_key(request: Any, *, stored: bool = False) -> MatchKey:
+    """What decides an answer: the case and repeat, method, path (with query), normalised body digest."""
+    method, path = _route(request)
+    return (
+        _case_of(request, stored=stored),
+        method,
+        path,
+        hashlib.sha256(_normalised(request)).digest(),
     )
-
-
-MATCHERS = (_method, _path, _body)
 
 
 _TOP_KEY = re.compile(r"^([A-Za-z_]\w*):", re.M)
@@ -275,6 +238,12 @@ def _deserialize_by_interaction(text: str, serializer: Any) -> tuple[Any, ...]:
     return requests, responses
 
 
+def _yaml_problem(path: Path, exc: BaseException) -> str:
+    mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+    where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
+    return f"{where}: not a readable cassette ({' '.join(str(exc).split())[:300]})"
+
+
 class AtomicPersister:
     """Loads cassettes with clear errors and saves them by temp file + rename."""
 
@@ -289,7 +258,10 @@ class AtomicPersister:
         path = Path(cassette_path)
         if not path.is_file():
             raise CassetteNotFoundError()
-        text = path.read_text(encoding="utf-8")
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise CassetteFormatError(f"{path}: cannot be read ({exc})") from None
         if not text.strip():
             raise CassetteNotFoundError()
         try:
@@ -298,8 +270,8 @@ class AtomicPersister:
             pass
         try:
             return deserialize(text, serializer)
-        except (yaml.YAMLError, ValueError, KeyError, TypeError) as exc:
-            raise CassetteFormatError(f"{path}: not a readable cassette ({exc})") from None
+        except (yaml.YAMLError, ValueError, KeyError, TypeError, AttributeError) as exc:
+            raise CassetteFormatError(_yaml_problem(path, exc)) from None
 
     @staticmethod
     def save_cassette(
@@ -308,23 +280,9 @@ class AtomicPersister:
         """Write a cassette atomically: a reader sees the old file or the new one, never half of one."""
         from vcr.serialize import serialize
 
-        data = serialize(cassette_dict, serializer)
-        path = Path(cassette_path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                fh.write(data)
-                fh.flush()
-                os.fsync(fh.fileno())
-            umask = os.umask(0)
-            os.umask(umask)
-            os.chmod(tmp, 0o666 & ~umask)
-            os.replace(tmp, path)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-            raise
+        from .files import atomic_write_text
+
+        atomic_write_text(Path(cassette_path), serialize(cassette_dict, serializer))
 
 
 class _Unparsed:
@@ -345,18 +303,18 @@ class IndexedCassette(Cassette):
     """A vcrpy cassette with a hash index on `match_key`, so replay is O(1) per request.
 
     A replay-only cassette (record modes none and once) is read lazily: loading splits the file
-    into interactions and notes the audio digests each one mentions; an interaction is parsed
-    when a request with one of its digests asks for it. Unused interactions are never parsed, and
-    forked replay processes parse their own shares in parallel. Any miss parses the rest first, so
-    every answer is the one a full load would give.
+    into interactions and notes the case key each one holds; an interaction is parsed when its
+    case asks. Unused interactions are never parsed, and forked replay processes parse their own
+    shares in parallel. Any miss parses the rest first, so every answer is the one a full load
+    would give.
     """
 
     skip_load: bool = False
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
-        self._index: dict[tuple[str, str, str], list[int]] = defaultdict(list)
+        self._index: dict[MatchKey, list[int]] = defaultdict(list)
         self._started: dict[int, tuple[Any, float]] = {}
-        self._by_digest: dict[str, list[int]] = defaultdict(list)
+        self._by_case: dict[str, list[int]] = defaultdict(list)
         self._unparsed = 0
         self._merged_unparsed: list[int] = []
         super().__init__(*args, **kwargs)
@@ -371,13 +329,13 @@ class IndexedCassette(Cassette):
             found = meta.get("format") if isinstance(meta, dict) else "none"
             raise CassetteFormatError(
                 f"{self._path}: cassette format {found} is not format {CASSETTE_FORMAT} of "
-                f"audio-evals {__version__}; re-record it with --record-mode=rewrite"
+                f"audio-evals {__version__} (written by another version of the harness)"
             )
 
     def _load_lazily(self) -> bool:
-        """Split a replay-only cassette into unparsed interactions indexed by audio digest."""
+        """Split a replay-only cassette into unparsed interactions indexed by case key."""
         if (
-            self.record_mode not in (RecordMode.NONE, RecordMode.ONCE)
+            self.record_mode not in (VcrRecordMode.NONE, VcrRecordMode.ONCE)
             or self._after_load_interaction
         ):
             return False
@@ -392,8 +350,8 @@ class IndexedCassette(Cassette):
             index = len(self.data)
             self.data.append(_Unparsed(chunk, line))
             self._old_interactions.append(None)
-            for found in set(_DIGEST_TEXT.findall(chunk)) or {""}:
-                self._by_digest[found].append(index)
+            for found in set(_CASE_TEXT.findall(chunk)) or {""}:
+                self._by_case[found].append(index)
         self._unparsed = len(chunks)
         self._loaded_count = len(self.data)
         self.dirty = False
@@ -410,7 +368,7 @@ class IndexedCassette(Cassette):
         except (ValueError, KeyError, TypeError, AttributeError, yaml.YAMLError) as exc:
             raise CassetteFormatError(
                 f"{self._path}:{entry.line}: interaction {index + 1} is not readable "
-                f"({' '.join(str(exc).split())}); re-record it with --record-mode=rewrite"
+                f"({' '.join(str(exc).split())[:300]})"
             ) from None
         self._unparsed -= 1
         # What vcrpy's loading does to each interaction (Cassette.append): filter copies.
@@ -423,24 +381,24 @@ class IndexedCassette(Cassette):
         # vcrpy keeps the unfiltered pair too, only to count it and to match new recordings
         # against it (by match key, which filtering does not change): the stored pair serves.
         self.data[index] = self._old_interactions[index] = (stored, kept)
-        bisect.insort(self._index[match_key(stored)], index)
+        bisect.insort(self._index[match_key(stored, stored=True)], index)
 
     def _parse_all(self) -> None:
         for index in range(len(self.data)):
             self._parse(index)
-        self._by_digest.clear()
+        self._by_case.clear()
 
-    def _key(self, request: Any) -> tuple[str, str, str]:
+    def _key(self, request: Any) -> MatchKey:
         """The request's match key, once every interaction that could answer it is parsed."""
+        key = match_key(request)
         if self._unparsed:
-            for found in set(_DIGEST_BYTES.findall(_normalised(request))) or {b""}:
-                for index in self._by_digest.pop(found.decode("ascii"), ()):
-                    self._parse(index)
-        return match_key(request)
+            for index in self._by_case.pop(key[0], ()):
+                self._parse(index)
+        return key
 
-    def _playable(self, key: tuple[str, str, str]) -> bool:
+    def _playable(self, key: MatchKey) -> bool:
         return (
-            self.record_mode != RecordMode.ALL
+            self.record_mode != VcrRecordMode.ALL
             and (self.rewound or self.allow_playback_repeats)
             and any(
                 self.play_counts[i] == 0 or self.allow_playback_repeats
@@ -448,17 +406,19 @@ class IndexedCassette(Cassette):
             )
         )
 
+    def _stored(self) -> Iterator[tuple[Any, Any]]:
+        self._parse_all()
+        return (e for e in self.data if e is not _DROPPED)
+
     @property
     def requests(self) -> list[Any]:
         """Every stored request (parses what was not parsed yet)."""
-        self._parse_all()
-        return [r for r, _ in (e for e in self.data if e is not _DROPPED)]
+        return [r for r, _ in self._stored()]
 
     @property
     def responses(self) -> list[Any]:
         """Every stored response (parses what was not parsed yet)."""
-        self._parse_all()
-        return [r for _, r in (e for e in self.data if e is not _DROPPED)]
+        return [r for _, r in self._stored()]
 
     def _save(self, force: bool = False) -> None:
         lazy = self._unparsed or self._merged_unparsed or _DROPPED in self.data
@@ -473,33 +433,55 @@ class IndexedCassette(Cassette):
 
     def _new_interactions(self) -> list[Any]:
         """Interactions recorded in this session that match no loaded one (vcrpy's answer, in O(n))."""
-        old = {match_key(request) for request, _ in filter(None, self._old_interactions)}
+        old = {
+            match_key(request, stored=True) for request, _ in filter(None, self._old_interactions)
+        }
         return [
             (request, response)
             for request, response in self.data[self._loaded_count :]
-            if match_key(request) not in old
+            if match_key(request, stored=True) not in old
         ]
 
     def append(self, request: Any, response: Any) -> None:
         """Add an interaction, index it and, when it was just recorded, store its latency."""
         before = len(self.data)
         started = self._started.pop(id(request), None)
+        elapsed_ms = None
+        if started is not None and started[0] is request:
+            elapsed_ms = round((time.perf_counter() - started[1]) * 1000.0, 1)
+            observe(
+                request.method.upper(),
+                urlsplit(request.uri).path,
+                requested_model(_normalised(request)),
+                response,
+                latency_ms=elapsed_ms,
+                replayed=False,
+            )
         super().append(request, response)
         if len(self.data) == before:
             return
         stored_request, stored_response = self.data[before]
-        self._index[match_key(stored_request)].append(before)
-        if started is not None and started[0] is request:
-            elapsed_ms = (time.perf_counter() - started[1]) * 1000.0
+        self._index[match_key(stored_request, stored=True)].append(before)
+        if elapsed_ms is not None:
             stored_response.setdefault("headers", {})[LATENCY_HEADER] = [f"{elapsed_ms:.1f}"]
-            sink = LIVE_LATENCIES.get()
-            if sink is not None:
-                sink.append(float(f"{elapsed_ms:.1f}"))
         self._metadata["audio_evals"] = {"format": CASSETTE_FORMAT, "harness_version": __version__}
 
     def _responses(self, request: Any) -> Iterator[tuple[int, Any]]:
         for index in self._index.get(self._key(request), ()):
             yield index, self.data[index][1]
+
+    def play_response(self, request: Any) -> Any:
+        """vcrpy's answer to a request, reported to the case that asked for it."""
+        response = super().play_response(request)
+        observe(
+            request.method.upper(),
+            urlsplit(request.uri).path,
+            requested_model(_normalised(request)),
+            response,
+            latency_ms=latency_of(response),
+            replayed=True,
+        )
+        return response
 
     def can_play_response_for(self, request: Any) -> bool:
         """Whether a recorded answer is left for this request; notes when a live call starts."""
@@ -514,6 +496,39 @@ class IndexedCassette(Cassette):
                 self._started.clear()
             self._started[id(request)] = (request, time.perf_counter())
         return playable
+
+    def find_requests_with_most_matches(self, request: Any) -> list[Any]:
+        """vcrpy's similar-request search for its miss message; `explain_miss` says more, faster."""
+        return []
+
+    def explain_miss(self, request: Any) -> str:
+        """Why no recorded interaction answers this request: the nearest one and how it differs."""
+        stored = [e[0] for e in self._stored()]
+        if not stored:
+            return "the cassette is empty"
+        case = _case_of(request)
+        method, path = _route(request)
+        same_case = [r for r in stored if _case_of(r, stored=True) == case]
+        if not same_case:
+            return f"no interaction of case {case or '(none)'} was recorded"
+        same_route = [r for r in same_case if _route(r) == (method, path)]
+        if not same_route:
+            routes = sorted({" ".join(_route(r)) for r in same_case})
+            return f"this case recorded {', '.join(routes)}, not {method} {path}"
+        body = _normalised(request)
+        asked = json_body(body)
+        best: list[str] = []
+        for r in same_route:
+            recorded = _normalised(r)
+            if recorded == body:
+                return (
+                    f"its recorded answer to {method} {path} was already played "
+                    "(the code made this call more times than when it was recorded)"
+                )
+            diff = differences(json_body(recorded), asked) or ["the body differs"]
+            if not best or len(diff) < len(best):
+                best = diff
+        return f"nearest recorded {method} {path} of this case differs in: {', '.join(best)}"
 
     def merge_plays(self, counts: Mapping[int, int]) -> None:
         """Count plays made by another process on a copy of this cassette (for hygiene and pruning)."""
@@ -541,14 +556,6 @@ class IndexedCassette(Cassette):
         ]
 
 
-@dataclass(frozen=True)
-class CassetteSpec:
-    """Where a suite/variant cassette lives and how it is opened."""
-
-    path: Path
-    record_mode: str
-
-
 def cassette_path(library: Path, suite: str, variant: str) -> Path:
     """The cassette file of one suite and variant."""
     return library / suite / f"{variant}.yaml"
@@ -557,39 +564,58 @@ def cassette_path(library: Path, suite: str, variant: str) -> Path:
 _VCR = vcr.VCR(decode_compressed_response=True)
 
 
+@contextlib.contextmanager
+def _no_reset() -> Iterator[None]:
+    yield
+
+
+@contextlib.contextmanager
+def _threads_stay_patched() -> Iterator[None]:
+    """Keep vcrpy's patches in place for every thread while a cassette is open.
+
+    vcrpy's `force_reset` puts the real HTTP classes back process-wide while one request builds or
+    sends its real connection (http.client, urllib3, and even the httpx transports). The harness
+    runs extractions concurrently in threads: a request another thread makes in that window would
+    go to the network unrecorded and unreplayed. The real connection a stub builds is an instance
+    of the original class whatever the module attributes say, so the reset is skipped.
+    """
+    import vcr.patch
+
+    original = vcr.patch.force_reset
+    vcr.patch.force_reset = _no_reset
+    try:
+        yield
+    finally:
+        vcr.patch.force_reset = original
+
+
+@contextlib.contextmanager
+def _open(cls: type[IndexedCassette], config: dict[str, Any]) -> Iterator[IndexedCassette]:
+    with _threads_stay_patched(), cls.use(**config) as cassette:
+        yield cassette
+
+
 def open_cassette(
-    path: Path, record_mode: str
+    path: Path, record_mode: RecordMode | str
 ) -> contextlib.AbstractContextManager[IndexedCassette]:
     """A vcrpy cassette context for one suite/variant in a pytest-recording record mode."""
-    if record_mode not in RECORD_MODES:
-        raise ValueError(
-            f"unknown record mode {record_mode!r}; choose from {', '.join(RECORD_MODES)}"
-        )
-    mode = RecordMode.ALL if record_mode == "rewrite" else RecordMode(record_mode)
+    mode = RecordMode(record_mode)
     config = _VCR.get_merged_config(
         path=str(path),
-        record_mode=mode,
+        record_mode=VcrRecordMode.ALL if mode is RecordMode.REWRITE else VcrRecordMode(mode.value),
         before_record_request=filter_request,
         before_record_response=filter_response,
         persister=AtomicPersister,
         match_on=("method",),
     )
-    config["match_on"] = list(MATCHERS)
     config["func_path_generator"] = None
     cls: type[IndexedCassette] = IndexedCassette
-    if record_mode == "rewrite":
+    if mode is RecordMode.REWRITE:
         cls = type("RewritingCassette", (IndexedCassette,), {"skip_load": True})
-    return cls.use(**config)
+    return _open(cls, config)
 
 
 def read_interactions(path: Path) -> list[dict[str, Any]]:
     """The interactions of a cassette file as plain dicts (for hygiene reports and tests)."""
     data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     return list(data.get("interactions", []))
-
-
-def cassette_metadata(path: Path) -> dict[str, Any]:
-    """The audio-evals metadata block of a cassette file."""
-    data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    meta = data.get("metadata") or {}
-    return copy.deepcopy(meta.get("audio_evals", {}))

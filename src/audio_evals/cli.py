@@ -1,4 +1,4 @@
-"""`audio-evals`: commands that are not a test run (serve, compare, validate)."""
+"""`audio-evals`: run suites without pytest, serve the local model, compare runs, validate data."""
 
 from __future__ import annotations
 
@@ -94,6 +94,48 @@ def _cmd_validate(args: argparse.Namespace) -> int:
         return 1
 
 
+def _cmd_run(args: argparse.Namespace) -> int:
+    from .engine import UsageError, run_suite
+    from .finish import finish_run
+    from .gates import GateConfigError
+    from .project import Project, ProjectError
+    from .suites import SUITE_SUFFIX, SuiteError, import_object, load_suite
+
+    try:
+        project = Project.at(
+            args.root, reports_dir=args.reports_dir, cassette_dir=args.cassette_dir
+        )
+        paths = [Path(p) for p in args.suites] or sorted(
+            (project.root / "evals").rglob(f"*{SUITE_SUFFIX}")
+        )
+        if not paths:
+            print(
+                f"audio-evals run: no {SUITE_SUFFIX} file under {project.root / 'evals'}",
+                file=sys.stderr,
+            )
+            return 2
+        suites = [load_suite(p, root=project.root) for p in paths]
+        factory = import_object(args.client_factory, project.root) if args.client_factory else None
+        run = run_suite(
+            suites,
+            record_mode=args.record_mode,
+            variants=args.variant or None,
+            cases=args.case or None,
+            concurrency=args.concurrency,
+            processes=args.processes,
+            project=project,
+            client_factory=factory,
+        )
+        outcome = finish_run(run, write=not args.no_write)
+    except (SuiteError, ProjectError, GateConfigError, UsageError, ImportError, ValueError) as exc:
+        print(f"audio-evals run: {exc}", file=sys.stderr)
+        return 2
+    for line in outcome.lines:
+        print(f" {line.text} ".center(88, line.sep) if line.sep else line.text)
+    errored = sum(1 for r in run.results if r.error_kind)
+    return 1 if outcome.failed or errored or run.interrupted else 0
+
+
 def _cmd_serve(args: argparse.Namespace) -> int:
     from .local.serve import run_serve
 
@@ -118,6 +160,37 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("b", help="report folder B (e.g. reports/latest)")
     compare.add_argument("--out", help="where to write comparison.csv/.md (default: B/compare)")
     compare.set_defaults(func=_cmd_compare)
+    run = sub.add_parser(
+        "run", help="run or replay suites without pytest, write the report, judge the gates"
+    )
+    run.add_argument("suites", nargs="*", help="suite files (default: every evals/**/*.eval.toml)")
+    run.add_argument(
+        "--record-mode", default="none", choices=["none", "once", "new_episodes", "all", "rewrite"]
+    )
+    run.add_argument(
+        "--variant", action="append", default=[], help="run only this variant (repeatable)"
+    )
+    run.add_argument(
+        "--case", action="append", default=[], help="run only this case id (repeatable)"
+    )
+    run.add_argument(
+        "--concurrency", type=int, default=8, help="concurrent calls per batch (default 8)"
+    )
+    run.add_argument(
+        "--processes", type=int, default=None, help="replay processes (default: one per CPU)"
+    )
+    run.add_argument(
+        "--client-factory", help="module:function building variant.client for custom extractors"
+    )
+    run.add_argument(
+        "--root", default=None, help="project root (default: found from the current folder)"
+    )
+    run.add_argument("--reports-dir", default=None)
+    run.add_argument("--cassette-dir", default=None)
+    run.add_argument(
+        "--no-write", action="store_true", help="print the summary only, write no report"
+    )
+    run.set_defaults(func=_cmd_run)
     validate = sub.add_parser("validate", help="validate a dataset folder or a .eval.toml suite")
     validate.add_argument("path")
     validate.add_argument("--model", help="response model module:Class (for a dataset folder)")

@@ -1,17 +1,21 @@
-"""End of a pytest evals session: build the report, write it, judge the gates, report them to pytest."""
+"""The end of a run: its report, its gate verdicts, the baseline and the cassette hygiene notes.
+
+`build_report(run)`, `gate_rules(run)`, `evaluate_gates(report, rules)` and `write_report(...)`
+are library calls; `finish(run, ...)` does all of them the way `pytest evals` does and returns an
+`Outcome` whose `lines` the pytest plugin (or a script) prints.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
 import os
-import shutil
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-import pytest
-
+from .engine import BatchStatus, Run
+from .files import replace_folder
 from .gates import (
     FAILED,
     NOT_EVALUATED,
@@ -21,23 +25,110 @@ from .gates import (
     Scope,
     evaluate,
     gates_markdown,
+    merge_baseline,
     parse_rules,
-    project_settings,
     read_baseline,
     write_baseline,
 )
 from .pricing import PriceTable, load_price_table
-from .report import Report, build_report, field_table
+from .report import Report, field_table
+from .report import build_report as report_from_results
 
-if TYPE_CHECKING:
-    from .plugin import EvalSession
+DEFAULT_BASELINE = "reports/baseline.json"
 
-GATE_NODE_PREFIX = "audio-evals::gates::"
+
+def gate_rules(run: Run) -> list[GateRules]:
+    """The gate rules of a run: the project's `[tool.audio-evals.gates]`, then each suite's `[gates]`."""
+    rules: list[GateRules] = []
+    project = run.project.settings.get("gates")
+    if project:
+        origin = f"{run.project.root / 'pyproject.toml'} [tool.audio-evals.gates]"
+        rules.append(parse_rules(project, origin))
+    for name, info in sorted(run.suites.items()):
+        if info.gates:
+            rules.append(parse_rules(info.gates, f"{info.source or name} [gates]", suite=name))
+    return rules
+
+
+def _scopes(run: Run) -> list[Scope]:
+    ran = {(r.suite, r.variant) for r in run.results}
+    return [
+        Scope(
+            suite=b.suite,
+            variant=b.variant,
+            ran=(b.suite, b.variant) in ran,
+            deselected_on_purpose=b.status is BatchStatus.DESELECTED,
+            skipped_reason=b.reason
+            if b.status in (BatchStatus.SKIPPED, BatchStatus.FAILED)
+            else None,
+        )
+        for b in run.batches.values()
+    ]
+
+
+def _prices(run: Run) -> dict[str, PriceTable]:
+    base = dict(run.project.settings.get("pricing", {}))
+    return {
+        name: load_price_table({**base, **info.pricing} or None)
+        for name, info in run.suites.items()
+    }
+
+
+def build_report(run: Run) -> Report:
+    """All frames of a run (results, cases, fields, variants, comparisons) with its scopes."""
+    results = sorted(run.results, key=lambda r: (r.suite, r.variant, r.case_id, r.repeat))
+    report = report_from_results(
+        results,
+        skips=run.skips,
+        prices=_prices(run),
+        cluster_by={name: info.cluster_by for name, info in run.suites.items()},
+    )
+    report.scopes = _scopes(run)
+    report.root = run.project.root
+    return report
+
+
+def baseline_path(rules: Sequence[GateRules], root: Path) -> Path:
+    """The baseline file the regression rules name (the first one), relative to the root."""
+    named = [r.regression.baseline for r in rules if r.regression is not None]
+    return root / (named[0] if named else DEFAULT_BASELINE)
+
+
+def evaluate_gates(
+    report: Report, rules: Sequence[GateRules], *, baseline: Mapping[str, Any] | None = None
+) -> list[GateResult]:
+    """Judge the rules on a report (the regression baseline is read from the rules' path when not given)."""
+    if baseline is None and any(r.regression is not None for r in rules):
+        baseline = read_baseline(baseline_path(rules, report.root or Path.cwd()))
+    if not rules and report.results.empty:
+        return []
+    return evaluate(report, rules, report.scopes, baseline)
+
+
+def write_report(
+    report: Report, reports_dir: Path, *, gates: Iterable[GateResult] = (), latest: bool = True
+) -> list[Path]:
+    """Write the report into `reports_dir/runs/<UTC time>/` and, by default, as `reports_dir/latest/`."""
+    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S%fZ")
+    run_dir = reports_dir / "runs" / stamp
+    report.write(run_dir, "\n## Gates\n\n" + gates_markdown(list(gates)))
+    if not latest:
+        return [run_dir]
+    replace_folder(run_dir, reports_dir / "latest")
+    return [reports_dir / "latest", run_dir]
+
+
+@dataclass(frozen=True)
+class Line:
+    """One line of the terminal summary; `sep` set for a separator line (pytest's `write_sep`)."""
+
+    text: str
+    sep: str | None = None
 
 
 @dataclass
 class Outcome:
-    """What the session ended with: the report, gate verdicts, hygiene notes and where files went."""
+    """What a run ended with: the report, gate verdicts, notes and where files went."""
 
     report: Report
     gates: list[GateResult]
@@ -45,212 +136,151 @@ class Outcome:
     written: list[Path] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
-    def write_terminal(self, tr: Any) -> None:
-        """Print the per-field tables, hygiene and the gates in pytest's terminal summary."""
-        tr.write_sep("=", "audio-evals: field accuracy (95% CI, n)")
+    @property
+    def failed(self) -> bool:
+        """Whether a gate failed."""
+        return any(g.failed for g in self.gates)
+
+    @property
+    def lines(self) -> list[Line]:
+        """The terminal summary: per-field tables, hygiene, notes and the gates."""
+        out = [Line("audio-evals: field accuracy (95% CI, n)", "=")]
         report = self.report
         if report.cases.empty:
-            tr.write_line("no case was scored")
+            out.append(Line("no case was scored"))
         for suite in sorted(set(report.cases["suite"])) if not report.cases.empty else []:
-            tr.write_line(f"suite {suite}")
-            for line in field_table(report.fields, suite).splitlines():
-                tr.write_line("  " + line)
-            sv = report.variants[report.variants["suite"] == suite]
-            for _, r in sv.iterrows():
+            out.append(Line(f"suite {suite}"))
+            out += [Line("  " + line) for line in field_table(report.fields, suite).splitlines()]
+            for _, r in report.variants[report.variants["suite"] == suite].iterrows():
                 cost = r["cost_per_case_usd"]
                 cost_text = "cost unknown" if cost != cost else f"${cost * 1000:.2f}/1k cases"
-                tr.write_line(
-                    f"  {r['variant']}: exact record {100 * r['exact_accuracy']:.1f}% "
-                    f"[{100 * r['ci_low']:.0f}, {100 * r['ci_high']:.0f}] n={int(r['n'])}, errors {int(r['errors'])}, "
-                    f"p95 {r['latency_p95_ms']:.0f} ms ({r['latency_source']}), {cost_text}"
+                out.append(
+                    Line(
+                        f"  {r['variant']}: exact record {100 * r['exact_accuracy']:.1f}% "
+                        f"[{100 * r['ci_low']:.0f}, {100 * r['ci_high']:.0f}] n={int(r['n'])}, "
+                        f"errors {int(r['errors'])}, p95 {r['latency_p95_ms']:.0f} ms "
+                        f"({r['latency_source']}), {cost_text}"
+                    )
                 )
             comp = report.comparison
             if not comp.empty:
-                sc = comp[(comp["suite"] == suite) & (comp["field"] == "(record)")]
-                for _, c in sc.iterrows():
-                    tr.write_line(
-                        f"  {c['variant_b']} vs {c['variant_a']} (exact record): "
-                        f"{100 * c['diff']:+.1f} pts [{100 * c['ci_low']:+.0f}, {100 * c['ci_high']:+.0f}] -> "
-                        f"{c['verdict']}"
+                for _, c in comp[
+                    (comp["suite"] == suite) & (comp["field"] == "(record)")
+                ].iterrows():
+                    out.append(
+                        Line(
+                            f"  {c['variant_b']} vs {c['variant_a']} (exact record): "
+                            f"{100 * c['diff']:+.1f} pts [{100 * c['ci_low']:+.0f}, "
+                            f"{100 * c['ci_high']:+.0f}] -> {c['verdict']}"
+                        )
                     )
-        for skip in report.skips:
-            tr.write_line(f"not run: {skip['suite']}/{skip['variant']}: {skip['reason']}")
-        for note in self.hygiene:
-            tr.write_line(f"cassettes: {note}")
-        for note in self.notes:
-            tr.write_line(note)
+        out += [Line(f"not run: {s['suite']}/{s['variant']}: {s['reason']}") for s in report.skips]
+        out += [Line(f"cassettes: {note}") for note in self.hygiene]
+        out += [Line(note) for note in self.notes]
         if self.gates:
             failed = [g for g in self.gates if g.status == FAILED]
-            tr.write_sep("=", f"audio-evals gates: {len(failed)} failed of {len(self.gates)}")
-            for g in self.gates:
-                mark = {"passed": "PASS", "failed": "FAIL", NOT_EVALUATED: "N/E "}[g.status]
-                tr.write_line(f"{mark} {g.name}: {g.detail}")
-        for path in self.written:
-            tr.write_line(f"report written: {path}")
+            out.append(Line(f"audio-evals gates: {len(failed)} failed of {len(self.gates)}", "="))
+            marks = {"passed": "PASS", "failed": "FAIL", NOT_EVALUATED: "N/E "}
+            out += [Line(f"{marks[g.status]} {g.name}: {g.detail}") for g in self.gates]
+        out += [Line(f"report written: {path}") for path in self.written]
+        return out
 
 
-def _rules(state: EvalSession, settings: dict[str, Any]) -> list[GateRules]:
-    rules: list[GateRules] = []
-    project = settings.get("gates")
-    if project:
-        rules.append(
-            parse_rules(project, f"{state.rootpath / 'pyproject.toml'} [tool.audio-evals.gates]")
-        )
-    for name, info in sorted(state.suite_infos().items()):
-        if info.get("gates"):
-            rules.append(parse_rules(info["gates"], f"{info['source']} [gates]", suite=name))
-    return rules
-
-
-def _scopes(state: EvalSession, results_keys: set[tuple[str, str]]) -> list[Scope]:
-    skipped = {(s["suite"], s["variant"]): s["reason"] for s in state.skips}
-    return [
-        Scope(
-            suite=b.suite,
-            variant=b.variant,
-            ran=(b.suite, b.variant) in results_keys,
-            deselected_on_purpose=b.deselected_on_purpose,
-            skipped_reason=skipped.get((b.suite, b.variant)),
-        )
-        for b in state.batches.values()
-    ]
-
-
-def _prices(state: EvalSession, settings: dict[str, Any]) -> dict[str, PriceTable]:
-    base = dict(settings.get("pricing", {}))
-    out = {}
-    for name, info in state.suite_infos().items():
-        out[name] = load_price_table({**base, **info.get("pricing", {})} or None)
-    return out
-
-
-def _hygiene(state: EvalSession) -> list[str]:
+def hygiene(run: Run, *, prune: bool, all_suites_collected: bool) -> list[str]:
+    """Cassette notes: unused interactions, and cassettes of suites/variants that no longer exist."""
     notes = []
     prunable = False
-    prune = state.config.getoption("prune_cassettes")
-    for b in sorted(state.batches.values(), key=lambda b: (b.suite, b.variant)):
+    for b in sorted(run.batches.values(), key=lambda b: (b.suite, b.variant)):
         if b.unused_interactions:
             verb = "removed" if prune else "unused (never replayed)"
             notes.append(f"{b.cassette}: {b.unused_interactions} interaction(s) {verb}")
             prunable = True
         elif b.unused_unknown:
             notes.append(f"{b.cassette}: unused interactions not counted: {b.unused_unknown}")
-    library = state.cassette_dir
-    if library.is_dir() and state.suites:
-        known = {(b.suite, b.variant) for b in state.batches.values()}
-        suites_here = set(state.suites)
+    library = run.project.cassette_dir
+    if library.is_dir() and run.suites:
+        known = set(run.batches)
         for path in sorted(library.glob("*/*.yaml")):
             suite, variant = path.parent.name, path.stem
-            orphan = (suite in suites_here and (suite, variant) not in known) or (
-                suite not in suites_here and _all_suites_collected(state)
+            orphan = (suite in run.suites and (suite, variant) not in known) or (
+                suite not in run.suites and all_suites_collected
             )
-            if orphan:
-                rel = (
-                    path.relative_to(state.rootpath)
-                    if path.is_relative_to(state.rootpath)
-                    else path
+            if not orphan:
+                continue
+            rel = run.project.relative(path)
+            if prune:
+                path.unlink()
+                notes.append(f"{rel}: removed (no such suite/variant)")
+            else:
+                notes.append(
+                    f"{rel}: cassette of a suite/variant that no longer exists (--prune-cassettes)"
                 )
-                if prune:
-                    path.unlink()
-                    notes.append(f"{rel}: removed (no such suite/variant)")
-                else:
-                    notes.append(
-                        f"{rel}: cassette of a suite/variant that no longer exists (--prune-cassettes)"
-                    )
-                    prunable = True
+                prunable = True
     if prunable and not prune:
         notes.append("run pytest evals --prune-cassettes to remove them")
     return notes
 
 
-def _all_suites_collected(state: EvalSession) -> bool:
-    evals = state.rootpath / "evals"
-    names = (
-        {p.name[: -len(".eval.toml")] for p in evals.rglob("*.eval.toml")}
-        if evals.is_dir()
-        else set()
-    )
-    return names <= set(state.suites)
-
-
-def _write(report: Report, folder: Path, gate_md: str) -> list[Path]:
-    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
-    run = folder / "runs" / stamp
-    report.write(run, "\n## Gates\n\n" + gate_md)
-    latest = folder / "latest"
-    tmp = folder / ".latest.tmp"
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    shutil.copytree(run, tmp)
-    if latest.exists():
-        shutil.rmtree(latest)
-    tmp.rename(latest)
-    return [latest, run]
-
-
-def _gate_report(result: GateResult) -> pytest.TestReport:
-    outcome = {"passed": "passed", "failed": "failed", NOT_EVALUATED: "skipped"}[result.status]
-    nodeid = GATE_NODE_PREFIX + result.name
-    longrepr: Any = None
-    if outcome == "failed":
-        longrepr = f"gate failed: {result.name}\n{result.detail}"
-    elif outcome == "skipped":
-        longrepr = ("audio-evals", 0, f"not evaluated: {result.detail}")
-    return pytest.TestReport(
-        nodeid=nodeid,
-        location=("audio-evals", None, f"gate {result.name}"),
-        keywords={},
-        outcome=outcome,
-        longrepr=longrepr,
-        when="call",
-        user_properties=[("detail", result.detail)],
-    )
-
-
-def finish_session(state: EvalSession, session: pytest.Session) -> Outcome:
-    """Build and write the report, judge the gates, and feed gate verdicts to pytest."""
-    try:
-        settings = project_settings(state.rootpath)
-        rules = _rules(state, settings)
-    except GateConfigError as exc:
-        raise pytest.UsageError(f"audio-evals gates: {exc}") from None
-    infos = state.suite_infos()
-    cluster_by = {name: info.get("cluster_by") for name, info in infos.items()}
-    results = sorted(state.results, key=lambda r: (r.suite, r.variant, r.case_id, r.repeat))
-    report = build_report(
-        results, skips=state.skips, prices=_prices(state, settings), cluster_by=cluster_by
-    )
-    ran = {(r.suite, r.variant) for r in results}
-    regression_paths = [r.regression.baseline for r in rules if r.regression is not None]
-    baseline_path = state.rootpath / (
-        regression_paths[0] if regression_paths else "reports/baseline.json"
-    )
+def finish_run(
+    run: Run,
+    *,
+    update_baseline: bool = False,
+    force_baseline: bool = False,
+    prune: bool = False,
+    all_suites_collected: bool = False,
+    write: bool = True,
+) -> Outcome:
+    """Build and write the report, judge the gates, update the baseline when asked (GateConfigError)."""
+    rules = gate_rules(run)
+    report = build_report(run)
+    path = baseline_path(rules, run.project.root)
+    baseline = read_baseline(path)
+    gates = evaluate_gates(report, rules, baseline=baseline) if run.results or rules else []
     notes: list[str] = []
-    try:
-        baseline = read_baseline(baseline_path)
-    except GateConfigError as exc:
-        raise pytest.UsageError(f"audio-evals: {exc}") from None
-    gates = evaluate(report, rules, _scopes(state, ran), baseline) if results or rules else []
-    gate_md = gates_markdown(gates)
-    written = _write(report, state.reports_dir, gate_md) if results else []
-    if state.config.getoption("update_baseline") and results:
-        write_baseline(report, baseline_path)
-        notes.append(f"baseline written: {baseline_path}")
+    if run.interrupted:
+        notes.append(
+            "audio-evals: the run was interrupted: the report is partial (what completed is in it "
+            "and in the cassettes); resume with --record-mode=new_episodes"
+        )
+    written = (
+        write_report(report, run.project.reports_dir, gates=gates) if write and run.results else []
+    )
+    if update_baseline and run.results:
+        failed = [g for g in gates if g.failed and not g.name.startswith("regression")]
+        if failed and not force_baseline:
+            notes.append(
+                f"baseline NOT written: {len(failed)} gate(s) failed (first: {failed[0].name}); "
+                "fix them, or pass --force-baseline"
+            )
+        elif run.interrupted:
+            notes.append("baseline NOT written: the run was interrupted")
+        else:
+            doc, changes = merge_baseline(baseline, report)
+            write_baseline(doc, path)
+            notes.append(
+                f"baseline written: {run.project.relative(path)} ({len(changes)} change(s))"
+            )
+            notes += [f"  {change}" for change in changes]
     summary = os.environ.get("GITHUB_STEP_SUMMARY")
-    if summary and results:
+    if summary and run.results:
         with open(summary, "a", encoding="utf-8") as fh:
-            fh.write(report.markdown() + "\n## Gates\n\n" + gate_md)
-    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
-    if gates and reporter is not None:
-        reporter.ensure_newline()
-        reporter.write_sep("-", "audio-evals gates")
-    for g in gates:
-        session.config.hook.pytest_runtest_logreport(report=_gate_report(g))
-    if any(g.failed for g in gates):
-        session.exitstatus = pytest.ExitCode.TESTS_FAILED
-    return Outcome(report, gates, hygiene=_hygiene(state), written=written, notes=notes)
+            fh.write(report.markdown() + "\n## Gates\n\n" + gates_markdown(gates))
+    return Outcome(
+        report,
+        gates,
+        hygiene=hygiene(run, prune=prune, all_suites_collected=all_suites_collected),
+        written=written,
+        notes=notes,
+    )
 
 
-def gate_results(outcome: Outcome | None) -> Sequence[GateResult]:
-    """The gate verdicts of a finished session."""
-    return outcome.gates if outcome else []
+__all__ = [
+    "GateConfigError",
+    "Line",
+    "Outcome",
+    "build_report",
+    "evaluate_gates",
+    "finish_run",
+    "gate_rules",
+    "write_report",
+]

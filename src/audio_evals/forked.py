@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import IO, Any
 
-from .runner import CaseResult, EvalRef
+from .results import CaseResult, EvalRef
 
 MIN_SHARE = 64
 """Fewest units a process replays: below that a fork costs more than it saves."""

@@ -5,9 +5,9 @@ from __future__ import annotations
 import fnmatch
 import json
 import math
-import tomllib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -17,9 +17,20 @@ if (
     from .report import Report
 
 BASELINE_VERSION = 1
-PASSED, FAILED, NOT_EVALUATED = "passed", "failed", "not evaluated"
+
+
+class GateStatus(StrEnum):
+    """A gate's verdict."""
+
+    PASSED = "passed"
+    FAILED = "failed"
+    NOT_EVALUATED = "not evaluated"
+
+
+PASSED, FAILED, NOT_EVALUATED = GateStatus.PASSED, GateStatus.FAILED, GateStatus.NOT_EVALUATED
 _RULE_KEYS = frozenset(
     {
+        "max_error_rate",
         "min_accuracy",
         "on",
         "min_exact_accuracy",
@@ -41,7 +52,7 @@ class GateResult:
     """One judged gate: what it checked, the numbers that decided it and its status."""
 
     name: str
-    status: str
+    status: GateStatus
     measured: float | None
     threshold: float | None
     detail: str
@@ -72,6 +83,7 @@ class GateRules:
     min_exact_accuracy: Mapping[str, float] = field(default_factory=dict)
     max_cost_per_case: Mapping[str, float] = field(default_factory=dict)
     max_p95_latency_ms: Mapping[str, float] = field(default_factory=dict)
+    max_error_rate: Mapping[str, float] = field(default_factory=lambda: {"*": 0.0})
     variants: tuple[str, ...] = ()
     regression: Regression | None = None
     origin: str = ""
@@ -155,28 +167,23 @@ def parse_rules(table: Mapping[str, Any], origin: str, suite: str | None = None)
     p95 = table.get("max_p95_latency_ms", {})
     if suite is not None and isinstance(p95, int | float):
         p95 = {suite: p95}
+    errors = table.get("max_error_rate", 0.0)
+    if isinstance(errors, int | float) and not isinstance(errors, bool):
+        errors = {suite or "*": errors}
+    error_rates = _floats(errors, origin, "max_error_rate")
+    if any(not 0 <= v <= 1 for v in error_rates.values()):
+        raise GateConfigError(f"{origin}: max_error_rate must be a rate in [0, 1]")
     return GateRules(
         min_accuracy=min_accuracy,
         on=on,
         min_exact_accuracy=_floats(exact, origin, "min_exact_accuracy"),
         max_cost_per_case=_floats(cost, origin, "max_cost_per_case"),
         max_p95_latency_ms=_floats(p95, origin, "max_p95_latency_ms"),
+        max_error_rate=error_rates,
         variants=tuple(variants),
         regression=regression,
         origin=origin,
     )
-
-
-def project_settings(root: Path) -> dict[str, Any]:
-    """The `[tool.audio-evals]` table of the project's pyproject.toml."""
-    path = root / "pyproject.toml"
-    if not path.is_file():
-        return {}
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except tomllib.TOMLDecodeError as exc:
-        raise GateConfigError(f"{path}: invalid TOML: {exc}") from None
-    return dict(data.get("tool", {}).get("audio-evals", {}))
 
 
 @dataclass(frozen=True)
@@ -326,7 +333,10 @@ def evaluate(
         out += _variant_rules(report, rule, scopes, suites)
         if rule.regression is not None and rule.regression.enabled:
             out += _regression(report, rule, scopes, suites, baseline)
-    return out
+    unique: dict[str, GateResult] = {}
+    for gate in out:  # the project's rules and a suite's may judge the same thing: once
+        unique.setdefault(gate.name, gate)
+    return list(unique.values())
 
 
 def _variant_rules(
@@ -335,6 +345,7 @@ def _variant_rules(
     out: list[GateResult] = []
     variants = report.variants
     checks = (
+        ("max_error_rate", rule.max_error_rate, "error_rate", "<="),
         ("min_exact_accuracy", rule.min_exact_accuracy, "exact_accuracy", ">="),
         ("max_cost_per_case", rule.max_cost_per_case, "cost_per_case_usd", "<="),
         ("max_p95_latency_ms", rule.max_p95_latency_ms, "latency_p95_ms", "<="),
@@ -354,7 +365,11 @@ def _variant_rules(
                         out.append(GateResult(name, FAILED, None, threshold, "never scored"))
                         continue
                     r = row.iloc[0]
-                    value = float(r[column])
+                    value = (
+                        float(r["errors"]) / float(r["n"])
+                        if column == "error_rate"
+                        else float(r[column])
+                    )
                     if column == "exact_accuracy" and rule.on == "lower_bound":
                         value = float(r["ci_low"])
                     if math.isnan(value):
@@ -373,6 +388,11 @@ def _variant_rules(
                     if column == "exact_accuracy":
                         detail += (
                             f" (95% CI [{r['ci_low']:.3f}, {r['ci_high']:.3f}], n={int(r['n'])})"
+                        )
+                    if column == "error_rate":
+                        detail = (
+                            f"{int(r['errors'])} of {int(r['n'])} cases errored "
+                            f"({100 * value:.1f}% {op if ok else '>'} {100 * threshold:g}%)"
                         )
                     out.append(GateResult(name, PASSED if ok else FAILED, value, threshold, detail))
     return out
@@ -398,14 +418,47 @@ def baseline_from_report(report: Report) -> dict[str, Any]:
     return doc
 
 
-def write_baseline(report: Report, path: Path) -> None:
-    """Write the baseline file atomically."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
+def merge_baseline(
+    old: Mapping[str, Any] | None, report: Report
+) -> tuple[dict[str, Any], list[str]]:
+    """The baseline with this run's (suite, variant) entries replaced and every other entry kept,
+    and a line per change (what a subset run, one suite or `--variant`, may update)."""
+    new = baseline_from_report(report)
+    merged: dict[str, Any] = {
+        "version": BASELINE_VERSION,
+        "suites": {k: dict(v) for k, v in ((old or {}).get("suites") or {}).items()},
+    }
+    changes: list[str] = []
+    for suite, variants in new["suites"].items():
+        for variant, entry in variants.items():
+            before = merged["suites"].get(suite, {}).get(variant)
+            merged["suites"].setdefault(suite, {})[variant] = entry
+            if before is None:
+                changes.append(f"{suite}/{variant}: added ({len(entry)} fields)")
+                continue
+            for fld, now in entry.items():
+                was = before.get(fld)
+                if was is None:
+                    changes.append(
+                        f"{suite}/{variant}:{fld}: added at {100 * now['accuracy']:.1f}%"
+                    )
+                elif was.get("cases") != now["cases"]:
+                    changes.append(
+                        f"{suite}/{variant}:{fld}: {100 * was['accuracy']:.1f}% -> "
+                        f"{100 * now['accuracy']:.1f}% (n {was['n']} -> {now['n']})"
+                    )
+            for fld in sorted(set(before) - set(entry)):
+                changes.append(f"{suite}/{variant}:{fld}: removed (no longer scored)")
+    merged["suites"] = {k: merged["suites"][k] for k in sorted(merged["suites"])}
+    return merged, changes
+
+
+def write_baseline(doc: Mapping[str, Any], path: Path) -> None:
+    """Write a baseline document atomically."""
+    from .files import atomic_write_text
     from .report import dumps_json
 
-    tmp.write_text(dumps_json(baseline_from_report(report)), encoding="utf-8")
-    tmp.replace(path)
+    atomic_write_text(path, dumps_json(doc))
 
 
 def read_baseline(path: Path) -> dict[str, Any] | None:

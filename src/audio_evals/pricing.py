@@ -247,12 +247,40 @@ def _split(total_key: str, details: Mapping[str, Any], usage: Mapping[str, Any])
     return _count(details.get("text_tokens")), audio
 
 
+def _gemini_usage(meta: Mapping[str, Any]) -> Usage:
+    """Usage of a Gemini `generateContent` answer (`usageMetadata`, audio from its modality details)."""
+
+    def by_modality(key: str, modality: str) -> int:
+        details = meta.get(key)
+        if not isinstance(details, list):
+            return 0
+        return sum(
+            _count(d.get("tokenCount"))
+            for d in details
+            if isinstance(d, Mapping) and d.get("modality") == modality
+        )
+
+    prompt = _count(meta.get("promptTokenCount"))
+    audio_in = by_modality("promptTokensDetails", "AUDIO")
+    output = _count(meta.get("candidatesTokenCount")) + _count(meta.get("thoughtsTokenCount"))
+    audio_out = by_modality("candidatesTokensDetails", "AUDIO")
+    return Usage(
+        text_input_tokens=max(prompt - audio_in, 0),
+        audio_input_tokens=audio_in,
+        cached_input_tokens=_count(meta.get("cachedContentTokenCount")),
+        text_output_tokens=max(output - audio_out, 0),
+        audio_output_tokens=audio_out,
+    )
+
+
 def usage_from_response(body: Mapping[str, Any] | Any) -> Usage:
-    """Usage of an OpenAI chat completion, transcription, Responses or Realtime body (missing fields count 0)."""
+    """Usage of an OpenAI chat completion, transcription, Responses or Realtime body, or of a Gemini answer."""
     if hasattr(body, "model_dump") and not isinstance(body, Mapping):
         body = body.model_dump()
     if not isinstance(body, Mapping):
         return Usage()
+    if isinstance(body.get("usageMetadata"), Mapping):
+        return _gemini_usage(body["usageMetadata"])
     usage = body.get("usage") if "usage" in body else body
     if not isinstance(usage, Mapping):
         return Usage()

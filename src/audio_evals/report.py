@@ -6,15 +6,16 @@ import itertools
 import json
 import math
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from .files import atomic_write_text
 from .pricing import PriceTable, Usage, load_price_table, usage_from_response
-from .runner import CaseResult
+from .results import CaseResult
 from .stats import PairedResult, accuracy_summary, consistency, paired_comparison
 
 RECORD_FIELD = "(record)"
@@ -55,7 +56,7 @@ def results_frame(results: Iterable[CaseResult]) -> pd.DataFrame:
                     "score": round(float(f["score"]), 6),
                     "outcome": f.get("outcome", ""),
                     "optional": bool(f.get("optional", False)),
-                    "error": r.error_kind or "",
+                    "error": str(r.error_kind or ""),
                     "error_message": r.error or "",
                     "_order": order,
                 }
@@ -83,6 +84,25 @@ def _normalise_words(text: str) -> str:
     return " ".join("".join(keep).split())
 
 
+def case_usage_and_cost(result: CaseResult, table: PriceTable) -> tuple[Usage, float | None]:
+    """A case's summed usage and cost over its answered calls (None when any call's cost is unknown)."""
+    total, cost = Usage(), 0.0
+    for call in result.calls:
+        if not 200 <= call.status < 300:
+            continue
+        usage = usage_from_response(call.usage) if call.usage else Usage()
+        if call.is_transcription and not usage.audio_seconds and not usage.total_tokens:
+            usage = Usage(audio_seconds=float(result.audio_seconds or 0.0))
+        total += usage
+        price = (
+            table.cost_usd(call.model or result.model, usage)
+            if usage.total_tokens or usage.audio_seconds
+            else None  # an answer without usage: its cost is unknown, not zero
+        )
+        cost = None if cost is None or price is None else cost + price
+    return total, cost
+
+
 def cases_frame(
     results: Iterable[CaseResult], prices: Mapping[str, PriceTable] | None = None
 ) -> pd.DataFrame:
@@ -90,15 +110,7 @@ def cases_frame(
     rows: list[dict[str, Any]] = []
     default_prices = load_price_table()
     for r in results:
-        table = (prices or {}).get(r.suite, default_prices)
-        usage = usage_from_response(r.usage) if r.usage else Usage()
-        tusage = usage_from_response(r.transcription_usage) if r.transcription_usage else Usage()
-        cost = table.cost_usd(r.model, usage) if r.usage or r.error_kind is None else 0.0
-        if r.transcription_model:
-            if not tusage.audio_seconds and not tusage.total_tokens and r.audio_seconds:
-                tusage = Usage(audio_seconds=float(r.audio_seconds))
-            tcost = table.cost_usd(r.transcription_model, tusage)
-            cost = None if cost is None or tcost is None else cost + tcost
+        usage, cost = case_usage_and_cost(r, (prices or {}).get(r.suite, default_prices))
         row: dict[str, Any] = {
             "suite": r.suite,
             "variant": r.variant,
@@ -106,25 +118,23 @@ def cases_frame(
             "repeat": r.repeat,
             "model": r.model,
             "pipeline": r.pipeline,
-            "error": r.error_kind or "",
+            "error": str(r.error_kind or ""),
             "error_message": r.error or "",
             "exact": r.error_kind is None and all(f["correct"] for f in r.fields),
             "fields_correct": sum(1 for f in r.fields if f["correct"]),
             "fields": len(r.fields),
             "must_pass": r.must_pass,
             "latency_ms": r.latency_ms,
-            "latency_source": r.latency_source,
+            "latency_source": str(r.latency_source),
             "text_input_tokens": usage.text_input_tokens,
             "audio_input_tokens": usage.audio_input_tokens,
-            "text_output_tokens": usage.text_output_tokens + tusage.text_output_tokens,
+            "text_output_tokens": usage.text_output_tokens,
             "audio_output_tokens": usage.audio_output_tokens,
             "cost_usd": cost,
             "audio_seconds": r.audio_seconds,
             "audio_path": r.audio_path,
             "transcript": r.transcript or "",
-            "wer": word_error_rate(r.reference_transcript, r.transcript)
-            if r.pipeline == "transcribe_then_extract"
-            else None,
+            "wer": word_error_rate(r.reference_transcript, r.transcript),
             "predicted": r.predicted,
             "expected": r.expected,
         }
@@ -409,6 +419,8 @@ class Report:
     comparison: pd.DataFrame
     ablation: pd.DataFrame
     skips: list[dict[str, str]]
+    scopes: list[Any] = field(default_factory=list)
+    root: Path | None = None
 
     def write(self, folder: Path, extra_markdown: str = "") -> None:
         """Write results.csv, cases.csv, fields.csv, variants.csv, comparison.csv, ablation.csv and summary.md."""
@@ -419,7 +431,7 @@ class Report:
         _write_csv(self.variants, folder / "variants.csv")
         _write_csv(self.comparison, folder / "comparison.csv")
         _write_csv(self.ablation, folder / "ablation.csv")
-        _atomic_write(folder / "summary.md", self.markdown() + extra_markdown)
+        atomic_write_text(folder / "summary.md", self.markdown() + extra_markdown)
 
     def markdown(self) -> str:
         """The whole run as Markdown."""
@@ -457,13 +469,7 @@ class Report:
 
 
 def _write_csv(frame: pd.DataFrame, path: Path) -> None:
-    _atomic_write(path, frame.to_csv(index=False, float_format="%.6g", lineterminator="\n"))
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(path)
+    atomic_write_text(path, frame.to_csv(index=False, float_format="%.6g", lineterminator="\n"))
 
 
 def _pct(x: float) -> str:

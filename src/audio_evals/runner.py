@@ -3,74 +3,37 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import time
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
+from pydantic import BaseModel
+
 from .datasets import Case
-from .extraction import Extraction, Extractor, dump_prediction
-from .scoring import score_fields
+from .extractors import (
+    BatchClients,
+    CaseInput,
+    ClientFactory,
+    Secret,
+    VariantConfig,
+    call_extractor,
+)
+from .failures import classify, redact
+from .results import CaseResult, ErrorKind, EvalRef, LatencySource
+from .scoring import Outcome, score_fields
 from .suites import Suite, Variant
+from .traffic import CaseTraffic, case_traffic
 
 
 @dataclass(frozen=True)
-class EvalRef:
-    """One unit of work: a case of a suite under a variant, at a repeat index."""
+class Endpoint:
+    """Where a batch's calls go and with which credentials (resolved for record or replay)."""
 
-    suite: str
-    variant: str
-    case_id: str
-    repeat: int = 0
-
-    @property
-    def batch(self) -> tuple[str, str]:
-        """The (suite, variant) batch this unit belongs to (one cassette)."""
-        return (self.suite, self.variant)
-
-
-@dataclass
-class CaseResult:
-    """A scored extraction: everything the report needs for one (suite, variant, case, repeat)."""
-
-    suite: str
-    variant: str
-    case_id: str
-    repeat: int
-    model: str
-    pipeline: str
-    tags: dict[str, str]
-    must_pass: bool
-    error_kind: str | None
-    error: str | None
-    expected: str
-    predicted: str
-    fields: list[dict[str, Any]]
-    usage: dict[str, Any] = field(default_factory=dict)
-    transcription_usage: dict[str, Any] = field(default_factory=dict)
-    latency_ms: float = 0.0
-    latency_source: str = "measured"
-    transcript: str | None = None
-    reference_transcript: str | None = None
-    audio_seconds: float | None = None
-    audio_path: str = ""
-    served_model: str | None = None
-    transcription_model: str | None = None
-
-    def to_json(self) -> str:
-        """Serialise for transport between pytest processes (xdist) and storage."""
-        return json.dumps(asdict(self), sort_keys=True, ensure_ascii=False, default=str)
-
-    @classmethod
-    def from_json(cls, text: str) -> CaseResult:
-        """Read back a result written by `to_json`."""
-        return cls(**json.loads(text))
-
-    @property
-    def wrong_fields(self) -> list[str]:
-        """Dotted paths of fields that were not correct."""
-        return [f["field"] for f in self.fields if not f["correct"]]
+    base_url: str
+    api_key: str
+    max_retries: int
+    live: bool
 
 
 def audio_seconds(case: Case) -> float | None:
@@ -79,47 +42,98 @@ def audio_seconds(case: Case) -> float | None:
         import soundfile
 
         return round(float(soundfile.info(str(case.audio_path)).duration), 3)
-    except Exception:  # a duration is a nicety for cost; never fail a case on it
+    except Exception:  # a duration is a nicety for cost and slices; never fail a case on it
         return None
 
 
+def variant_config(
+    suite: Suite, variant: Variant, endpoint: Endpoint, client_factory: ClientFactory | None
+) -> VariantConfig:
+    """What the variant's extractor gets: its settings and the resolved endpoint."""
+    return VariantConfig(
+        suite=suite.name,
+        name=variant.name,
+        model=variant.model,
+        prompt=variant.prompt,
+        params=dict(variant.params),
+        response_model=suite.response_model,
+        base_url=endpoint.base_url,
+        api_key=Secret(endpoint.api_key),
+        live=endpoint.live,
+        timeout=variant.timeout,
+        max_retries=endpoint.max_retries,
+        validation_retries=variant.validation_retries,
+        mode=variant.mode,
+        transcription_model=variant.transcription_model,
+        clients=BatchClients(client_factory),
+    )
+
+
+def _field_rows(
+    suite: Suite, case: Case, predicted: BaseModel | None, errored: bool
+) -> list[dict[str, Any]]:
+    """Per-field rows; an errored case is wrong on every field (never correct by being empty)."""
+    scores = score_fields(
+        case.expected, predicted, model=suite.response_model, config=suite.scoring or None
+    )
+    rows = [s.as_row() for s in scores]
+    if errored:
+        for row in rows:
+            row.update(correct=False, score=0.0, outcome=str(Outcome.ERROR), predicted="")
+    return rows
+
+
+def _latency(traffic: CaseTraffic, measured_ms: float) -> tuple[float, LatencySource]:
+    """The recorded latencies of the case's calls when every call has one, else the measured time."""
+    recorded = [c.latency_ms for c in traffic.calls]
+    if recorded and all(v is not None for v in recorded):
+        return round(sum(v for v in recorded if v is not None), 1), LatencySource.RECORDED
+    return round(measured_ms, 1), LatencySource.MEASURED
+
+
 def score_result(
-    suite: Suite, variant: Variant, case: Case, repeat: int, extraction: Extraction
+    suite: Suite,
+    variant: Variant,
+    case: Case,
+    repeat: int,
+    predicted: BaseModel | None,
+    error: tuple[ErrorKind, str] | None,
+    traffic: CaseTraffic,
+    measured_ms: float,
 ) -> CaseResult:
     """Score one extraction field by field against the case's label."""
-    scores = score_fields(
-        case.expected,
-        extraction.predicted,
-        model=suite.response_model,
-        config=suite.scoring or None,
-    )
+    latency, source = _latency(traffic, measured_ms)
     return CaseResult(
         suite=suite.name,
         variant=variant.name,
         case_id=case.id,
         repeat=repeat,
         model=variant.model,
-        pipeline=variant.pipeline,
+        pipeline=variant.extractor_name,
         tags=dict(case.tags),
         must_pass=case.must_pass,
-        error_kind=extraction.error_kind,
-        error=extraction.error,
-        expected=dump_prediction(case.expected),
-        predicted=dump_prediction(extraction.predicted),
-        fields=[s.as_row() for s in scores],
-        usage=extraction.usage,
-        transcription_usage=extraction.transcription_usage,
-        latency_ms=extraction.latency_ms,
-        latency_source=extraction.latency_source,
-        transcript=extraction.transcript,
+        error_kind=error[0] if error else None,
+        error=error[1] if error else None,
+        expected=dump_record(case.expected),
+        predicted=dump_record(predicted),
+        fields=_field_rows(suite, case, predicted, error is not None),
+        calls=list(traffic.calls),
+        latency_ms=latency,
+        latency_source=source,
+        transcript=traffic.transcripts[-1] if traffic.transcripts else None,
         reference_transcript=case.transcript,
         audio_seconds=audio_seconds(case),
         audio_path=str(case.audio_path),
-        served_model=extraction.served_model,
-        transcription_model=variant.transcription_model
-        if variant.pipeline == "transcribe_then_extract"
-        else None,
     )
+
+
+def dump_record(record: BaseModel | None) -> str:
+    """A record as compact JSON (empty string for none)."""
+    import json
+
+    if record is None:
+        return ""
+    return json.dumps(record.model_dump(mode="json"), sort_keys=True, ensure_ascii=False)
 
 
 class RateLimiter:
@@ -147,17 +161,17 @@ async def run_batch(
     variant: Variant,
     refs: Sequence[EvalRef],
     *,
-    base_url: str | None,
-    api_key: str,
-    max_retries: int,
+    endpoint: Endpoint,
     concurrency: int = 8,
     rpm: float = 0,
+    client_factory: ClientFactory | None = None,
+    secrets: Iterable[str] = (),
     on_result: Callable[[EvalRef, CaseResult], None] | None = None,
 ) -> dict[EvalRef, CaseResult]:
     """Run the extractions of one (suite, variant) batch concurrently; repeats of a case run in order."""
-    extractor = Extractor(
-        variant, suite.response_model, base_url=base_url, api_key=api_key, max_retries=max_retries
-    )
+    config = variant_config(suite, variant, endpoint, client_factory)
+    fn, name = variant.extractor, variant.extractor_name
+    hidden = [endpoint.api_key, *secrets]
     limiter = RateLimiter(rpm)
     gate = asyncio.Semaphore(max(1, concurrency))
     by_case: dict[str, list[EvalRef]] = {}
@@ -165,18 +179,28 @@ async def run_batch(
         by_case.setdefault(ref.case_id, []).append(ref)
     results: dict[EvalRef, CaseResult] = {}
 
+    async def one(case: Case, ref: EvalRef) -> CaseResult:
+        inputs = CaseInput(case.id, case.audio_path, case.transcript, dict(case.tags), ref.repeat)
+        predicted: BaseModel | None = None
+        error: tuple[ErrorKind, str] | None = None
+        with case_traffic(case.id, ref.repeat) as traffic:
+            started = time.perf_counter()
+            try:
+                predicted = await call_extractor(fn, name, inputs, config)
+            except Exception as exc:  # every failure is this case's, never the batch's
+                kind, message = classify(exc, name)
+                error = (kind, redact(message, hidden))
+            measured = (time.perf_counter() - started) * 1000.0
+        return score_result(suite, variant, case, ref.repeat, predicted, error, traffic, measured)
+
+    cases = {case.id: case for case in suite.dataset}
+
     async def one_case(case_refs: list[EvalRef]) -> None:
-        case = suite.dataset.case(case_refs[0].case_id)
+        case = cases[case_refs[0].case_id]
         for ref in sorted(case_refs, key=lambda r: r.repeat):
             async with gate:
                 await limiter.wait()
-                try:
-                    extraction = await extractor.extract(case)
-                except Exception as exc:  # a harness fault on one case must not take the batch down
-                    extraction = Extraction(
-                        predicted=None, error_kind="harness", error=f"{type(exc).__name__}: {exc}"
-                    )
-            result = score_result(suite, variant, case, ref.repeat, extraction)
+                result = await one(case, ref)
             results[ref] = result
             if on_result is not None:
                 on_result(ref, result)
@@ -184,17 +208,5 @@ async def run_batch(
     try:
         await asyncio.gather(*(one_case(case_refs) for case_refs in by_case.values()))
     finally:
-        await extractor.aclose()
+        await config.clients.aclose()
     return results
-
-
-def field_rows(result: CaseResult) -> list[dict[str, Any]]:
-    """The per-field rows of one result, with the case columns the report needs."""
-    base: Mapping[str, Any] = {
-        "suite": result.suite,
-        "variant": result.variant,
-        "case_id": result.case_id,
-        "repeat": result.repeat,
-        "error": result.error_kind or "",
-    }
-    return [{**base, **row} for row in result.fields]

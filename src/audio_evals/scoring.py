@@ -67,6 +67,7 @@ class Outcome(StrEnum):
     MISSED = "missed"
     SPURIOUS = "spurious"
     BOTH_EMPTY = "both_empty"
+    ERROR = "error"  # the extraction failed: wrong, whatever the label holds
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,17 +8,17 @@ import itertools
 import re
 import sys
 import tomllib
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel
 
 from .datasets import Dataset, load_dataset
+from .extractors import BUILTINS, Mode, Pipeline, function_name
 
-PIPELINES = ("direct", "transcribe_then_extract", "extract_from_transcript")
-MODES = ("tools", "json_schema")
 SUITE_SUFFIX = ".eval.toml"
 LOCAL = "local"
 # Call parameters a variant may set at its top level (anything else goes under `params`).
@@ -55,6 +55,7 @@ _VARIANT_KEYS = frozenset(
         "validation_retries",
         "timeout",
         "prompt_name",
+        "extract",
     }
 )
 _SUITE_KEYS = frozenset(
@@ -73,6 +74,7 @@ _SUITE_KEYS = frozenset(
         "gates",
         "pricing",
         "cluster_by",
+        "baseline",
     }
 )
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
@@ -89,21 +91,30 @@ class SuiteError(ValueError):
 
 @dataclass(frozen=True)
 class Variant:
-    """One way of running a suite: model, endpoint, prompt, pipeline and call parameters."""
+    """One way of running a suite: model, endpoint, prompt, extractor and call parameters.
+
+    The extractor is a built-in `pipeline`, or `extract`: the team's own function (a callable or
+    a `module:function` string), called as `fn(case, variant)` (see `extractors.py`).
+    """
 
     name: str
     model: str
-    prompt: str
+    prompt: str = ""
     base_url: str | None = None
     api_key_env: str = "OPENAI_API_KEY"
-    pipeline: str = "direct"
+    pipeline: Pipeline = Pipeline.DIRECT
     transcription_model: str | None = None
-    mode: str = "tools"
+    mode: Mode = Mode.TOOLS
     params: Mapping[str, Any] = field(default_factory=dict)
     max_retries: int = 3
     validation_retries: int = 1
     timeout: float = 120.0
     prompt_name: str | None = None
+    extract: Callable[..., Any] | str | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "pipeline", Pipeline(self.pipeline))
+        object.__setattr__(self, "mode", Mode(self.mode))
 
     @property
     def is_local(self) -> bool:
@@ -111,9 +122,29 @@ class Variant:
         return self.base_url == LOCAL
 
     @property
+    def extractor(self) -> Callable[..., Any]:
+        """The function that extracts a record for a case (the built-in pipeline's, or `extract`)."""
+        if self.extract is None:
+            return BUILTINS[self.pipeline]
+        if isinstance(self.extract, str):
+            return import_object(self.extract)
+        return self.extract
+
+    @property
+    def extractor_name(self) -> str:
+        """How reports name the extractor: the pipeline, or `module:function`."""
+        if self.extract is None:
+            return str(self.pipeline)
+        return self.extract if isinstance(self.extract, str) else function_name(self.extract)
+
+    @property
     def models(self) -> tuple[str, ...]:
-        """Every model this variant calls (transcription first when it has one)."""
-        if self.pipeline == "transcribe_then_extract" and self.transcription_model:
+        """Every model this variant names (transcription first when it has one)."""
+        if (
+            self.extract is None
+            and self.pipeline is Pipeline.TRANSCRIBE_THEN_EXTRACT
+            and self.transcription_model
+        ):
             return (self.transcription_model, self.model)
         return (self.model,)
 
@@ -133,7 +164,13 @@ class Suite:
     gates: Mapping[str, Any] = field(default_factory=dict)
     pricing: Mapping[str, Any] = field(default_factory=dict)
     cluster_by: str | None = None
+    baseline: str | None = None
     source: Path | None = None
+
+    @property
+    def baseline_variant(self) -> str:
+        """The variant every other one is compared with (`baseline`, else the first)."""
+        return self.baseline or self.variants[0].name
 
     def derive(self, name: str, **changes: Any) -> Suite:
         """A new suite (its own name, items and cassettes) from this one with some parts changed."""
@@ -191,6 +228,56 @@ def _read_prompt(table: Mapping[str, Any], base: Path, where: Path, key_prefix: 
     return None
 
 
+def _typed(merged: Mapping[str, Any], where: Path, key: str) -> None:
+    """Every known variant key holds a value of its type (a SuiteError names the first that does not)."""
+
+    def fail(name: str, what: str) -> SuiteError:
+        return SuiteError(where, f"{key}.{name}", f"must be {what}, got {merged[name]!r}")
+
+    for name in ("base_url", "api_key_env", "transcription_model", "prompt_name", "extract"):
+        if name in merged and (not isinstance(merged[name], str) or not merged[name]):
+            raise fail(name, "a non-empty string")
+    for name in ("max_retries", "validation_retries"):
+        value = merged.get(name, 0)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise fail(name, "a whole number >= 0")
+    timeout = merged.get("timeout", 1.0)
+    if isinstance(timeout, bool) or not isinstance(timeout, int | float) or not timeout > 0:
+        raise fail("timeout", "a number of seconds > 0")
+    if "params" in merged and not isinstance(merged["params"], Mapping):
+        raise fail("params", "a table")
+    base_url = merged.get("base_url")
+    if base_url is not None and base_url != LOCAL:
+        try:
+            parts = urlsplit(base_url)
+            ok = parts.scheme in ("http", "https") and bool(parts.hostname) and parts.port != -1
+        except ValueError:
+            ok = False
+        if not ok:
+            raise fail("base_url", f"{LOCAL!r} or an http(s) URL such as https://api.openai.com/v1")
+
+
+def _enum(value: Any, enum: type[Pipeline] | type[Mode], where: Path, key: str) -> Any:
+    try:
+        return enum(value)
+    except ValueError:
+        known = ", ".join(m.value for m in enum)
+        raise SuiteError(where, key, f"{value!r} is not one of {known}") from None
+
+
+def _extract(spec: str, root: Path, where: Path, key: str) -> str:
+    """Check that `module:function` imports and is callable (the name is kept; reports show it)."""
+    try:
+        fn = import_object(spec, root)
+    except Exception as exc:  # the user's module failed to import: say why, here
+        raise SuiteError(
+            where, key, f"cannot import {spec!r}: {type(exc).__name__}: {exc}"
+        ) from None
+    if not callable(fn):
+        raise SuiteError(where, key, f"{spec!r} is not callable")
+    return spec
+
+
 def _variant(
     table: Mapping[str, Any],
     defaults: Mapping[str, Any],
@@ -215,15 +302,15 @@ def _variant(
         raise SuiteError(
             where, f"{key}.name", f"{name!r} may hold only letters, digits, '.', '_' and '-'"
         )
-    pipeline = merged.get("pipeline", "direct")
-    if pipeline not in PIPELINES:
-        raise SuiteError(
-            where, f"{key}.pipeline", f"{pipeline!r} is not one of {', '.join(PIPELINES)}"
-        )
-    mode = merged.get("mode", "tools")
-    if mode not in MODES:
-        raise SuiteError(where, f"{key}.mode", f"{mode!r} is not one of {', '.join(MODES)}")
-    if pipeline == "transcribe_then_extract" and not merged.get("transcription_model"):
+    _typed(merged, where, key)
+    pipeline = _enum(merged.get("pipeline", "direct"), Pipeline, where, f"{key}.pipeline")
+    mode = _enum(merged.get("mode", "tools"), Mode, where, f"{key}.mode")
+    extract = merged.get("extract")
+    if extract is not None:
+        if "pipeline" in merged:
+            raise SuiteError(where, f"{key}.extract", "give either extract or pipeline, not both")
+        extract = _extract(extract, root, where, f"{key}.extract")
+    elif pipeline is Pipeline.TRANSCRIBE_THEN_EXTRACT and not merged.get("transcription_model"):
         raise SuiteError(
             where, f"{key}.transcription_model", "required for pipeline transcribe_then_extract"
         )
@@ -242,10 +329,11 @@ def _variant(
         transcription_model=merged.get("transcription_model"),
         mode=mode,
         params=params,
-        max_retries=int(merged.get("max_retries", 3)),
-        validation_retries=int(merged.get("validation_retries", 1)),
+        max_retries=merged.get("max_retries", 3),
+        validation_retries=merged.get("validation_retries", 1),
         timeout=float(merged.get("timeout", 120.0)),
         prompt_name=merged.get("prompt_name"),
+        extract=extract,
     )
 
 
@@ -257,10 +345,18 @@ def _matrix(
     where: Path,
 ) -> list[Variant]:
     models = matrix.get("models")
-    if not isinstance(models, list) or not models:
+    if (
+        not isinstance(models, list)
+        or not models
+        or not all(isinstance(m, str) and m for m in models)
+    ):
         raise SuiteError(where, "matrix.models", "required, a non-empty list of model names")
     prompts: Mapping[str, str] = matrix.get("prompts", {})
+    if not isinstance(prompts, Mapping) or not all(isinstance(v, str) for v in prompts.values()):
+        raise SuiteError(where, "matrix.prompts", "must be a table of name = prompt file")
     pipelines: Sequence[str] = matrix.get("pipelines", ["direct"])
+    if not isinstance(pipelines, list) or not pipelines:
+        raise SuiteError(where, "matrix.pipelines", "must be a non-empty list of pipelines")
     extra = {k: v for k, v in matrix.items() if k not in {"models", "prompts", "pipelines", "name"}}
     prompt_items = list(prompts.items()) or [(None, None)]
     out: list[Variant] = []
@@ -272,7 +368,9 @@ def _matrix(
             name += f"-{prompt_name}"
         if len(pipelines) > 1:
             name += f"-{pipeline}"
-        table: dict[str, Any] = {**extra, "name": name, "model": model, "pipeline": pipeline}
+        table: dict[str, Any] = {**extra, "name": name, "model": model}
+        if "extract" not in extra or "pipelines" in matrix:
+            table["pipeline"] = pipeline
         if prompt_file is not None:
             table["prompt_file"] = prompt_file
             table["prompt_name"] = prompt_name
@@ -323,8 +421,25 @@ def suite_from_mapping(
     if dupes:
         raise SuiteError(source, "variants", f"duplicate variant name {dupes[0]!r}")
     repeats = data.get("repeats", 1)
-    if not isinstance(repeats, int) or repeats < 1:
+    if isinstance(repeats, bool) or not isinstance(repeats, int) or repeats < 1:
         raise SuiteError(source, "repeats", "must be a positive integer")
+    for key, kind in (("description", str), ("cluster_by", str), ("baseline", str)):
+        if key in data and not isinstance(data[key], kind):
+            raise SuiteError(source, key, f"must be a string, got {data[key]!r}")
+    for key in ("scoring", "gates", "pricing"):
+        if key in data and not isinstance(data[key], Mapping):
+            raise SuiteError(source, key, f"must be a table, got {data[key]!r}")
+    if data.get("pricing"):
+        from .pricing import load_price_table
+
+        try:
+            load_price_table(data["pricing"])
+        except ValueError as exc:
+            raise SuiteError(source, "pricing", str(exc)) from None
+    if "baseline" in data and data["baseline"] not in names:
+        raise SuiteError(
+            source, "baseline", f"no variant named {data['baseline']!r} (known: {', '.join(names)})"
+        )
     dataset = load_dataset(root / data["dataset"], model, name=Path(data["dataset"]).name)
     return Suite(
         name=name,
@@ -338,6 +453,7 @@ def suite_from_mapping(
         gates=dict(data.get("gates", {})),
         pricing=dict(data.get("pricing", {})),
         cluster_by=data.get("cluster_by"),
+        baseline=data.get("baseline"),
         source=source,
     )
 

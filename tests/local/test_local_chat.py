@@ -8,12 +8,12 @@ from pathlib import Path
 
 import instructor
 import pytest
-from conftest import audio_part, shared_file
 from instructor.processing.multimodal import Audio
 from openai import AsyncOpenAI, OpenAI
 from pydantic import BaseModel
 
 from audio_evals.local import LocalServer
+from conftest import audio_part, shared_file
 
 MODES = [instructor.Mode.TOOLS, instructor.Mode.JSON_SCHEMA]
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 import asyncio
 import time
 
-from conftest import audio_part
 from openai import AsyncOpenAI
 
 from audio_evals.local import LocalServer
+from conftest import audio_part
 
 
 def test_latency_overlaps_under_concurrency(server: LocalServer) -> None:

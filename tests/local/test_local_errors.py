@@ -7,10 +7,10 @@ from collections.abc import Iterator
 
 import httpx2
 import pytest
-from conftest import audio_part
 from openai import AuthenticationError, OpenAI
 
 from audio_evals.local import LocalServer
+from conftest import audio_part
 
 ERROR_KEYS = {"message", "type", "param", "code"}
 

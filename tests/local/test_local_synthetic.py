@@ -15,12 +15,12 @@ import jiwer
 import numpy as np
 import pytest
 import soundfile as sf
-from conftest import audio_part
 from openai import OpenAI
 from pydantic import BaseModel, Field
 from scipy.signal import resample_poly
 
 from audio_evals.local import LocalServer
+from conftest import audio_part
 
 
 class CallInfo(BaseModel):

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import pytest
-from conftest import shared_file
 from openai import BadRequestError, NotFoundError, OpenAI
 
+from conftest import shared_file
 from tests.conftest import write_tone
 
 

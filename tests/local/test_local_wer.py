@@ -12,10 +12,10 @@ import jiwer
 import numpy as np
 import pytest
 import soundfile as sf
-from conftest import REAL_SPEECH
 from openai import OpenAI
 
 from audio_evals.local import LocalServer
+from conftest import REAL_SPEECH
 
 
 def normalize(text: str) -> str:

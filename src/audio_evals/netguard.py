@@ -1,0 +1,66 @@
+"""A socket-level guard: while replaying, no code may open a network connection.
+
+vcrpy answers the HTTP clients it patches before any socket opens; this guard catches the rest
+(an unpatched client, a raw socket) the way pytest-recording's `--block-network` does, by
+refusing `socket.connect` for internet families. Unix sockets stay allowed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import threading
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+_INET = (socket.AF_INET, socket.AF_INET6)
+_lock = threading.Lock()
+_depth = 0
+_originals: dict[str, Any] = {}
+_allowed: set[str] = set()
+
+
+class NetworkBlocked(ConnectionRefusedError):
+    """A connection attempted while the network is blocked (replay)."""
+
+
+def _host_of(address: Any) -> str:
+    return str(address[0]) if isinstance(address, tuple) and address else str(address)
+
+
+def _guarded(name: str) -> Any:
+    original = _originals[name]
+
+    def connect(sock: socket.socket, address: Any) -> Any:
+        if sock.family in _INET and _host_of(address) not in _allowed:
+            raise NetworkBlocked(
+                f"network blocked in replay: a connection to {_host_of(address)}:"
+                f"{address[1] if isinstance(address, tuple) and len(address) > 1 else '?'} "
+                "was refused (the request has no recorded answer)"
+            )
+        return original(sock, address)
+
+    return connect
+
+
+@contextlib.contextmanager
+def blocked_network(allowed_hosts: Sequence[str] = ()) -> Iterator[None]:
+    """Refuse internet connections inside this block (nestable; hosts in `allowed_hosts` pass)."""
+    global _depth
+    with _lock:
+        if _depth == 0:
+            _allowed.clear()
+            _allowed.update(allowed_hosts)
+            for name in ("connect", "connect_ex"):
+                _originals[name] = getattr(socket.socket, name)
+                setattr(socket.socket, name, _guarded(name))
+        _depth += 1
+    try:
+        yield
+    finally:
+        with _lock:
+            _depth -= 1
+            if _depth == 0:
+                for name, original in _originals.items():
+                    setattr(socket.socket, name, original)
+                _originals.clear()
