@@ -1,4 +1,4 @@
-"""`audio-evals`: commands that are not a test run (serve, compare, validate)."""
+"""`audio-evals`: commands that are not a test run (serve, compare, validate, synth, augment, stats)."""
 
 from __future__ import annotations
 
@@ -122,6 +122,9 @@ def build_parser() -> argparse.ArgumentParser:
     validate.add_argument("path")
     validate.add_argument("--model", help="response model module:Class (for a dataset folder)")
     validate.set_defaults(func=_cmd_validate)
+    from .dataset_commands import register as register_dataset_commands
+
+    register_dataset_commands(sub)
     return parser
 
 
