@@ -54,8 +54,6 @@ class SynthSpec:
     renderings: int = 1
     name: str | None = None
     """The id prefix (default: the spec file's name up to its first dot)."""
-    seed: int = 0
-    response_model: str | None = None
     tts_model: str = DEFAULT_OPENAI_TTS_MODEL
 
 
@@ -104,7 +102,6 @@ class SlotValue:
 class Slot:
     """A template slot: a list of choices, or an integer range spoken as words or digits."""
 
-    name: str
     choices: tuple[SlotValue, ...] = ()
     low: int = 0
     high: int = -1
@@ -150,7 +147,7 @@ def _parse_slot(name: str, raw: Any, path: Path, problems: ProblemList) -> Slot 
         if say not in SAY_MODES:
             problems.add(path, None, f"{where}.say", f"must be one of {', '.join(SAY_MODES)}")
             return None
-        return Slot(name, low=bounds[0], high=bounds[1], say_digits=say == "digits")
+        return Slot(low=bounds[0], high=bounds[1], say_digits=say == "digits")
     if not isinstance(raw, list) or not raw:
         problems.add(
             path, None, where, "must be a non-empty list of values or {range = [low, high]}"
@@ -169,7 +166,7 @@ def _parse_slot(name: str, raw: Any, path: Path, problems: ProblemList) -> Slot 
             choices.append(SlotValue(str(item), item))
         else:
             problems.add(path, None, f"{where}[{i}]", "must be a string, number, boolean or table")
-    return Slot(name, tuple(choices)) if choices else None
+    return Slot(tuple(choices)) if choices else None
 
 
 def _placeholders(text: str) -> list[tuple[str, bool]]:
@@ -465,8 +462,6 @@ def load_spec(
         voices=tuple(parsed_voices),
         renderings=n_renderings,
         name=name,
-        seed=given_seed,
-        response_model=model,
         tts_model=tts_model,
     )
 
