@@ -192,6 +192,24 @@ def test_a_label_that_does_not_validate_is_named_before_anything_is_rendered(
     assert not (tmp_path / "out").exists()
 
 
+def test_slot_values_in_text_labels_and_tags(tmp_path: Path) -> None:
+    spec = tmp_path / "codes.synth.toml"
+    spec.write_text(
+        'rows = 6\nseed = 3\n[[templates]]\ntext = "Code {code}, {{literally}} for {who}."\n'
+        'expected = { code = "{code}", note = "{who} has {code}", flag = "{flag}", fixed = 1 }\n'
+        'tags = { who = "{who}" }\n'
+        '[slots]\ncode = { range = [100, 999], say = "digits" }\nwho = ["Ann", "Bo"]\n'
+        "flag = [true, 2.5]\n",
+        encoding="utf-8",
+    )
+    for u in load_spec(spec).utterances:
+        code, who = u.expected["code"], u.tags["who"]
+        assert u.text == f"Code {code}, {{literally}} for {who}."
+        assert isinstance(code, int) and 100 <= code <= 999
+        assert u.expected["note"] == f"{who} has {code}"
+        assert u.expected["flag"] in (True, 2.5) and u.expected["fixed"] == 1
+
+
 def test_template_mistakes_are_reported(tmp_path: Path) -> None:
     spec = tmp_path / "t.synth.toml"
     spec.write_text(

@@ -122,7 +122,8 @@ def register(sub: Any) -> None:
         "--api-key-env", default="OPENAI_API_KEY", help="variable holding the API key"
     )
     openai.add_argument(
-        "--cassette", help="vcrpy cassette of the speech calls (default: SPEC's name + .tts.yaml)"
+        "--cassette",
+        help="vcrpy cassette of the speech calls (default: beside SPEC, its suffix -> .tts.yaml)",
     )
     openai.add_argument(
         "--record-mode",

@@ -394,7 +394,14 @@ def load_spec(
         problems.add(path, None, None, "a spec is a .toml file or a .jsonl file of utterances")
         problems.raise_if_any()
     given_seed = _int_setting(raw, "seed", 0, path, problems, minimum=0) if seed is None else seed
-    n_renderings = renderings or _int_setting(raw, "renderings", 1, path, problems, minimum=1)
+    n_renderings = _int_setting(
+        {"renderings": renderings} if renderings is not None else raw,
+        "renderings",
+        1,
+        path,
+        problems,
+        minimum=1,
+    )
     name = raw.get("name")
     if name is not None and (not isinstance(name, str) or not name.strip()):
         problems.add(path, None, "name", "must be a non-empty string (the id prefix)")
