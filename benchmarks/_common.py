@@ -34,7 +34,6 @@ PROMPTS = (
     "Extract the following information from the audio",
     "Extract the speaker's first name and age from the audio",
 )
-_DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
 TINY_SECONDS = 0.04  # under the local server's 50 ms "nothing to hear" threshold: no decoding
 PROJECT_FORMAT = 1  # bump when the generated projects change shape
 
@@ -519,12 +518,10 @@ class Recorder:
         Cutting the recorded cassettes gives the cassettes a recording of the smaller suite would
         write (same requests, same answers) without another recording run.
         """
-        import base64
-
         import yaml
         from vcr.serializers import yamlserializer
 
-        from audio_evals.cassettes import digest
+        from audio_evals.traffic import CASE_HEADER, case_key
 
         src = self.project(source, log)
         root = self.work / "projects" / f"{source.key}_first{keep}"
@@ -544,18 +541,17 @@ class Recorder:
         rows = (data_src / "metadata.jsonl").read_text(encoding="utf-8").splitlines()
         kept_rows = [r for r in rows if json.loads(r)["id"] in ids]
         (data_dst / "audio").mkdir(parents=True, exist_ok=True)
-        digests = set()
+        keys = {case_key(case_id, 0) for case_id in ids}
         for row in kept_rows:
             name = json.loads(row)["file_name"]
             shutil.copy(data_src / name, data_dst / name)
-            digests.add(digest(base64.b64encode((data_src / name).read_bytes()).decode("ascii")))
         (data_dst / "metadata.jsonl").write_text("\n".join(kept_rows) + "\n", encoding="utf-8")
         for cassette in (src / "cassettes").rglob("*.yaml"):
             doc = yaml.load(cassette.read_text(encoding="utf-8"), Loader=yaml.CSafeLoader)
             doc["interactions"] = [
                 i
                 for i in doc["interactions"]
-                if set(_DIGEST.findall(str(i["request"]["body"]))) & digests
+                if i["request"]["headers"].get(CASE_HEADER, [""])[0] in keys
             ]
             dest = root / cassette.relative_to(src)
             dest.parent.mkdir(parents=True, exist_ok=True)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import json
 import sys
 import time
@@ -48,7 +47,7 @@ def load_yaml(path: Path) -> dict[str, Any]:
 
 def measure(root: Path, spec: ProjectSpec) -> list[dict[str, Any]]:
     """Per case: audio bytes, ours and naive bytes per interaction and per request part."""
-    from audio_evals.cassettes import digest
+    from audio_evals.bodies import digest
 
     variant = variant_names(1)[0]
     ours_file = root / "cassettes" / SUITE / f"{variant}.yaml"
@@ -57,7 +56,7 @@ def measure(root: Path, spec: ProjectSpec) -> list[dict[str, Any]]:
     for case_id, seconds in zip(case_ids(spec), spec.durations, strict=True):
         audio = root / "datasets" / SUITE / "audio" / f"{case_id}.wav"
         data = audio.read_bytes()
-        mark = digest(base64.b64encode(data).decode("ascii"))
+        mark = digest(data)  # the sha256 of the clip, as the cassette names it
         mine = [i for i in ours if mark in str(i["request"]["body"])]
         if len(mine) != 1:
             raise RuntimeError(

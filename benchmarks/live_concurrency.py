@@ -31,30 +31,26 @@ def scenario(
 ) -> dict[str, Any]:
     """One live run: run_batch inside open_cassette(record mode "all") against a fresh local server."""
     from audio_evals.cassettes import cassette_path, open_cassette, read_interactions
-    from audio_evals.extraction import Extractor
     from audio_evals.local.runner import LocalServer
-    from audio_evals.runner import EvalRef, run_batch
+    from audio_evals.results import EvalRef
+    from audio_evals.runner import Endpoint, run_batch
     from audio_evals.suites import load_suite
 
     with LocalServer(latency_ms=latency_ms, rate_429=rate_429, seed=seed) as server:
         suite = load_suite(root / "evals" / f"{SUITE}.eval.toml", root=root)
         variant = suite.variants[0]
         cases = list(suite.dataset)
-
-        async def warm() -> None:
-            extractor = Extractor(
-                variant,
-                suite.response_model,
-                base_url=server.base_url,
-                api_key="sk-local",
-                max_retries=5,
+        endpoint = Endpoint(server.base_url, "sk-local", max_retries=5, live=True)
+        warm_path = cassette_path(root / "cassettes", suite.name, "warm")
+        with open_cassette(warm_path, "all"):  # the server's ASR cache now holds the clip
+            asyncio.run(
+                run_batch(
+                    suite,
+                    variant,
+                    [EvalRef(suite.name, variant.name, cases[0].id)],
+                    endpoint=endpoint,
+                )
             )
-            try:
-                await extractor.extract(cases[0])  # the server's ASR cache now holds the clip
-            finally:
-                await extractor.aclose()
-
-        asyncio.run(warm())
         server.reset_stats()
         refs = [EvalRef(suite.name, variant.name, c.id) for c in cases]
         path = cassette_path(root / "cassettes", suite.name, f"{variant.name}-{rate_429:g}")
@@ -66,9 +62,7 @@ def scenario(
                     suite,
                     variant,
                     refs,
-                    base_url=server.base_url,
-                    api_key="sk-local",
-                    max_retries=variant.max_retries,
+                    endpoint=Endpoint(server.base_url, "sk-local", variant.max_retries, live=True),
                     concurrency=concurrency,
                 )
             )

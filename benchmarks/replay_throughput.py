@@ -63,9 +63,11 @@ def floor(project: Path, calls: int) -> dict[str, float]:
     from instructor.processing.multimodal import Audio
     from openai import AsyncOpenAI
 
-    from audio_evals.cassettes import match_key, normalise_body
+    from audio_evals.bodies import normalise_body
+    from audio_evals.cassettes import match_key
     from audio_evals.runner import score_result
     from audio_evals.suites import load_suite
+    from audio_evals.traffic import CaseTraffic
 
     cassette = project / "cassettes" / SUITE / f"{variant_names(1)[0]}.yaml"
     interaction = yaml.load(cassette.read_text(encoding="utf-8"), Loader=yaml.CSafeLoader)[
@@ -150,11 +152,10 @@ def floor(project: Path, calls: int) -> dict[str, float]:
         normalise_body.cache_clear()
         match_key(req)
     out["match_key_uncached"] = (time.perf_counter() - started) / calls * 1000.0
-    extraction_cls = __import__("audio_evals.extraction", fromlist=["Extraction"]).Extraction
     predicted = suite.response_model(name="Jason", age=20)
     started = time.perf_counter()
     for _ in range(calls):
-        score_result(suite, variant, case, 0, extraction_cls(predicted=predicted))
+        score_result(suite, variant, case, 0, predicted, None, CaseTraffic("c/0"), 1.0)
     out["score_result"] = (time.perf_counter() - started) / calls * 1000.0
     started = time.perf_counter()
     for _ in range(calls):
@@ -166,35 +167,19 @@ def floor(project: Path, calls: int) -> dict[str, float]:
 
 
 def in_process_replay(project: Path) -> float:
-    """Milliseconds per item of `run_batch` replaying every batch inside `open_cassette` (no pytest)."""
-    from audio_evals.cassettes import cassette_path, open_cassette
-    from audio_evals.plugin import REPLAY_API_KEY, REPLAY_BASE_URL
-    from audio_evals.runner import EvalRef, run_batch
-    from audio_evals.suites import load_suite
+    """Milliseconds per item of the library's `run_suite` replaying every batch in this process."""
+    from audio_evals import Project, load_suite, run_suite
 
     suite = load_suite(project / "evals" / f"{SUITE}.eval.toml", root=project)
     best = float("inf")
     for _ in range(2):  # the first pass also pays lazy imports and first-call caches
-        items, started = 0, time.perf_counter()
-        for variant in suite.variants:
-            refs = [EvalRef(suite.name, variant.name, c.id) for c in suite.dataset]
-            path = cassette_path(project / "cassettes", suite.name, variant.name)
-            with open_cassette(path, "none"):
-                results = asyncio.run(
-                    run_batch(
-                        suite,
-                        variant,
-                        refs,
-                        base_url=REPLAY_BASE_URL,
-                        api_key=REPLAY_API_KEY,
-                        max_retries=0,
-                    )
-                )
-            errors = [r for r in results.values() if r.error_kind]
-            if len(results) != len(refs) or errors:
-                raise RuntimeError(f"in-process replay: {len(errors)} errors, e.g. {errors[:1]}")
-            items += len(results)
-        best = min(best, (time.perf_counter() - started) / items * 1000.0)
+        started = time.perf_counter()
+        run = run_suite(suite, project=Project.at(project), processes=1)
+        errors = [r for r in run.results if r.error_kind]
+        expected = len(suite.variants) * len(suite.dataset)
+        if len(run.results) != expected or errors:
+            raise RuntimeError(f"in-process replay: {len(errors)} errors, e.g. {errors[:1]}")
+        best = min(best, (time.perf_counter() - started) / expected * 1000.0)
     return best
 
 

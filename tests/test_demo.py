@@ -1,7 +1,9 @@
-"""The committed demo: suites load, datasets are what the script makes, cassettes carry no audio or secret."""
+"""The committed demo: suites load, datasets are what synth + augment make, cassettes carry no audio or secret."""
 
 from __future__ import annotations
 
+import hashlib
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -10,6 +12,7 @@ import pytest
 import yaml
 
 from audio_evals.cassettes import CASSETTE_FORMAT
+from audio_evals.cli import main
 from audio_evals.suites import load_suite
 
 from .conftest import REPO, require_tool, run_pytest
@@ -29,23 +32,41 @@ def test_demo_suites_load_and_validate_every_row(suite: str) -> None:
 
 
 @pytest.mark.parametrize("dataset", ["person", "appointment"])
-def test_demo_dataset_is_reproduced_by_its_script(dataset: str) -> None:
+def test_demo_dataset_is_rebuilt_by_synth_and_augment_from_its_specs(
+    dataset: str, tmp_path: Path
+) -> None:
+    """The commands of datasets/README.md rebuild every committed row and audio file, byte for byte."""
     for tool in ("flite", "espeak-ng", "sox"):
         require_tool(tool)
-    proc = subprocess.run(
-        [
-            sys.executable,
-            str(REPO / "scripts" / "make_demo_datasets.py"),
-            "--check",
-            "--dataset",
-            dataset,
-        ],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert f"{dataset}: metadata.jsonl identical" in proc.stdout
+    specs = REPO / "datasets" / "specs"
+    clean, rebuilt = tmp_path / f"{dataset}-tts", tmp_path / dataset
+    assert main(["synth", str(specs / f"{dataset}.synth.toml"), "-o", str(clean)]) == 0
+    plan = specs / f"{dataset}.augment.toml"
+    assert main(["augment", str(clean), "--plan", str(plan), "-o", str(rebuilt)]) == 0
+
+    committed = REPO / "datasets" / dataset
+    committed_rows = (committed / "metadata.jsonl").read_text(encoding="utf-8").splitlines()
+    rebuilt_rows = (rebuilt / "metadata.jsonl").read_text(encoding="utf-8").splitlines()
+    assert len(rebuilt_rows) == len(committed_rows)
+    for committed_row, rebuilt_row in zip(committed_rows, rebuilt_rows, strict=True):
+        assert rebuilt_row == committed_row
+    assert (rebuilt / "metadata.jsonl").read_bytes() == (committed / "metadata.jsonl").read_bytes()
+
+    def digests(root: Path) -> dict[str, str]:
+        return {
+            p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted((root / "audio").iterdir())
+        }
+
+    committed_audio, rebuilt_audio = digests(committed), digests(rebuilt)
+    named = {json.loads(line)["file_name"] for line in committed_rows}
+    assert set(committed_audio) == named  # no stray committed file escapes the comparison
+    assert len(rebuilt_audio) == len(committed_rows)
+    for name, digest in committed_audio.items():
+        assert rebuilt_audio.get(name) == digest, (
+            f"{dataset}/{name} differs from its rebuild (tool versions: datasets/README.md)"
+        )
+    assert rebuilt_audio == committed_audio
 
 
 def test_committed_cassettes_are_small_and_hold_no_audio_or_secret() -> None:
@@ -98,7 +119,6 @@ def test_a_script_without_pytest_writes_the_results_of_pytest_evals(tmp_path: Pa
 def test_audio_evals_run_replays_a_suite_without_pytest(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from audio_evals.cli import main
 
     code = main(
         [

@@ -1,4 +1,4 @@
-"""`audio-evals`: run suites without pytest, serve the local model, compare runs, validate data."""
+"""`audio-evals`: run suites without pytest, make and check datasets, serve the local model, compare runs."""
 
 from __future__ import annotations
 
@@ -195,6 +195,9 @@ def build_parser() -> argparse.ArgumentParser:
     validate.add_argument("path")
     validate.add_argument("--model", help="response model module:Class (for a dataset folder)")
     validate.set_defaults(func=_cmd_validate)
+    from .dataset_commands import register as register_dataset_commands
+
+    register_dataset_commands(sub)
     return parser
 
 

@@ -889,6 +889,9 @@ def create_app(settings: ServerSettings | None = None) -> Any:
             ]
         return JSONResponse(out)
 
+    from audio_evals.local.speech import register_speech
+
+    register_speech(app)
     return LocalMiddleware(app, state)
 
 
