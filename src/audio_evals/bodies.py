@@ -69,7 +69,7 @@ def _audio_in_base64(text: str) -> bytes | None:
 
 
 def _replace_string(value: str) -> str:
-    if value.startswith(DIGEST_PREFIX):
+    if len(value) < _MIN_B64_AUDIO or value.startswith(DIGEST_PREFIX):
         return value
     match = _DATA_URI.match(value)
     if match:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import bisect
 import contextlib
-import copy
 import hashlib
 import os
 import re
@@ -371,17 +370,16 @@ class IndexedCassette(Cassette):
                 f"({' '.join(str(exc).split())[:300]})"
             ) from None
         self._unparsed -= 1
-        # What vcrpy's loading does to each interaction (Cassette.append): filter copies.
-        stored = self._before_record_request(request)
-        kept = self._before_record_response(copy.deepcopy(response)) if stored else None
-        if not stored or kept is None:
-            self.data[index] = _DROPPED
+        # A format-2 cassette was written through filter_request/filter_response, which are
+        # idempotent: its interactions are stored as the filters would leave them, so vcrpy's
+        # per-interaction re-filtering (a deep copy and a body re-normalisation) is skipped.
+        code = response.get("status", {}).get("code") if isinstance(response, dict) else None
+        if not isinstance(code, int) or not 200 <= code < 300:
+            self.data[index] = _DROPPED  # not an answer: a full load's filters would drop it
             self._old_interactions[index] = (request, response)
             return
-        # vcrpy keeps the unfiltered pair too, only to count it and to match new recordings
-        # against it (by match key, which filtering does not change): the stored pair serves.
-        self.data[index] = self._old_interactions[index] = (stored, kept)
-        bisect.insort(self._index[match_key(stored, stored=True)], index)
+        self.data[index] = self._old_interactions[index] = (request, response)
+        bisect.insort(self._index[match_key(request, stored=True)], index)
 
     def _parse_all(self) -> None:
         for index in range(len(self.data)):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -36,14 +37,19 @@ class Endpoint:
     live: bool
 
 
-def audio_seconds(case: Case) -> float | None:
-    """Duration of a case's audio, read from its header (None when unknown)."""
+@functools.lru_cache(maxsize=65536)
+def _duration(path: str) -> float | None:
     try:
         import soundfile
 
-        return round(float(soundfile.info(str(case.audio_path)).duration), 3)
+        return round(float(soundfile.info(path).duration), 3)
     except Exception:  # a duration is a nicety for cost and slices; never fail a case on it
         return None
+
+
+def audio_seconds(case: Case) -> float | None:
+    """Duration of a case's audio, read from its header once per process (None when unknown)."""
+    return _duration(str(case.audio_path))
 
 
 def variant_config(
