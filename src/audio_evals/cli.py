@@ -1,4 +1,4 @@
-"""`audio-evals`: commands that are not a test run (serve, compare, validate)."""
+"""`audio-evals`: commands that are not a test run (serve, compare, import, validate, schema)."""
 
 from __future__ import annotations
 
@@ -71,29 +71,6 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_validate(args: argparse.Namespace) -> int:
-    from .datasets import DatasetError, load_dataset
-    from .suites import SuiteError, import_object, load_suite
-
-    try:
-        if args.path.endswith(".eval.toml"):
-            suite = load_suite(args.path)
-            print(
-                f"ok: suite {suite.name}: {len(suite.dataset)} cases, variants {[v.name for v in suite.variants]}"
-            )
-            return 0
-        if not args.model:
-            print("audio-evals validate: a dataset needs --model module:Class", file=sys.stderr)
-            return 2
-        model = import_object(args.model, Path.cwd())
-        ds = load_dataset(args.path, model)
-        print(f"ok: dataset {ds.name}: {len(ds)} cases")
-        return 0
-    except (DatasetError, SuiteError, ImportError, ValueError) as exc:
-        print(f"audio-evals validate: {exc}", file=sys.stderr)
-        return 1
-
-
 def _cmd_serve(args: argparse.Namespace) -> int:
     from .local.serve import run_serve
 
@@ -118,10 +95,9 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("b", help="report folder B (e.g. reports/latest)")
     compare.add_argument("--out", help="where to write comparison.csv/.md (default: B/compare)")
     compare.set_defaults(func=_cmd_compare)
-    validate = sub.add_parser("validate", help="validate a dataset folder or a .eval.toml suite")
-    validate.add_argument("path")
-    validate.add_argument("--model", help="response model module:Class (for a dataset folder)")
-    validate.set_defaults(func=_cmd_validate)
+    from .dataset_commands import add_dataset_commands
+
+    add_dataset_commands(sub)
     return parser
 
 
