@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import json
 import os
+import types
+import typing
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -438,6 +440,15 @@ class _RowReader:
                 f"must be a JSON object (a {name}), got {type(data).__name__}",
             )
             return None
+        unknown = unknown_label_keys(data, self.model, "expected")
+        for path in unknown:
+            self.problem(
+                line,
+                path,
+                ProblemKind.UNKNOWN_LABEL,
+                f"{name} has no field {path.rsplit('.', 1)[-1]!r} (a typo? unknown label keys "
+                "would be dropped and score as correct)",
+            )
         try:
             value = self.model.model_validate(data)
         except ValidationError as exc:
@@ -452,15 +463,6 @@ class _RowReader:
         except RecursionError:
             self.problem(line, "expected", ProblemKind.LABEL, "label nested too deep to validate")
             return None
-        unknown = unknown_label_keys(data, value, "expected")
-        for path in unknown:
-            self.problem(
-                line,
-                path,
-                ProblemKind.UNKNOWN_LABEL,
-                f"{name} has no field {path.rsplit('.', 1)[-1]!r} (a typo? unknown label keys "
-                "would be dropped and score as correct)",
-            )
         return None if unknown else value
 
     def _tags(self, line: int, tags: Any) -> dict[str, str]:
@@ -497,36 +499,60 @@ def label_field(loc: tuple[Any, ...]) -> str:
     return "expected" + "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in loc)
 
 
-def unknown_label_keys(data: Any, value: Any, path: str) -> list[str]:
-    """Keys in `data` that validating into `value` ignored (fields the model does not have)."""
-    if isinstance(value, BaseModel) and isinstance(data, dict):
-        cls = type(value)
-        if cls.model_config.get("extra") == "allow":
+def unknown_label_keys(data: Any, annotation: Any, path: str) -> list[str]:
+    """Keys in `data` that validating as `annotation` would ignore (fields the model lacks)."""
+    inner, _ = unwrap_annotation(annotation)
+    origin = typing.get_origin(inner)
+    if origin in (typing.Union, types.UnionType):
+        models = [a for a in typing.get_args(inner) if _is_model(unwrap_annotation(a)[0])]
+        return unknown_label_keys(data, models[0], path) if len(models) == 1 else []
+    if _is_model(inner) and isinstance(data, dict):
+        if inner.model_config.get("extra") == "allow":
             return []
-        accepted = _accepted_keys(cls)
+        accepted = _accepted_keys(inner)
         found = []
         for key, sub in data.items():
             if key not in accepted:
                 found.append(f"{path}.{key}")
             else:
-                found += unknown_label_keys(
-                    sub, getattr(value, accepted[key], None), f"{path}.{key}"
-                )
+                field_type = inner.model_fields[accepted[key]].annotation
+                found += unknown_label_keys(sub, field_type, f"{path}.{key}")
         return found
-    if isinstance(value, list | tuple) and isinstance(data, list) and len(value) == len(data):
+    args = typing.get_args(inner)
+    if origin in (list, set, frozenset) and args and isinstance(data, list):
         return [
-            k
-            for i, (d, v) in enumerate(zip(data, value, strict=True))
-            for k in unknown_label_keys(d, v, f"{path}[{i}]")
+            k for i, d in enumerate(data) for k in unknown_label_keys(d, args[0], f"{path}[{i}]")
         ]
-    if isinstance(value, dict) and isinstance(data, dict):
+    if origin is tuple and args and isinstance(data, list):
+        items = [args[0]] * len(data) if len(args) == 2 and args[1] is Ellipsis else list(args)
         return [
             k
-            for key, sub in data.items()
-            if key in value
-            for k in unknown_label_keys(sub, value[key], f"{path}.{key}")
+            for i, (d, a) in enumerate(zip(data, items, strict=False))
+            for k in unknown_label_keys(d, a, f"{path}[{i}]")
+        ]
+    if origin is dict and len(args) == 2 and isinstance(data, dict):
+        return [
+            k for key, d in data.items() for k in unknown_label_keys(d, args[1], f"{path}.{key}")
         ]
     return []
+
+
+def unwrap_annotation(annotation: Any) -> tuple[Any, bool]:
+    """The annotation without Annotated and Optional, and whether None is allowed."""
+    while typing.get_origin(annotation) is typing.Annotated:
+        annotation = typing.get_args(annotation)[0]
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        args = typing.get_args(annotation)
+        rest = [a for a in args if a is not type(None)]
+        nullable = len(rest) < len(args)
+        if len(rest) == 1:
+            return unwrap_annotation(rest[0])[0], nullable
+        return typing.Union[tuple(rest)], nullable  # noqa: UP007
+    return annotation, annotation is type(None) or annotation is Any
+
+
+def _is_model(annotation: Any) -> bool:
+    return isinstance(annotation, type) and issubclass(annotation, BaseModel)
 
 
 def _accepted_keys(cls: type[BaseModel]) -> dict[str, str]:

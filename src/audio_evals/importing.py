@@ -41,6 +41,7 @@ from .datasets import (
     ProblemKind,
     _accepted_keys,
     load_dataset,
+    unwrap_annotation,
 )
 from .limits import CHAT_AUDIO_FORMATS, OPENAI_LIMITS
 from .schema import SCHEMA_FILE, write_schema
@@ -433,31 +434,16 @@ def _resolve(model: type[BaseModel], column: str) -> tuple[list[_Step], str | No
         if part not in keys:
             return steps, f"{cls.__name__} has no field {part!r}"
         info = cls.model_fields[keys[part]]
-        inner, nullable = _unwrap(info.annotation)
+        inner, nullable = unwrap_annotation(info.annotation)
         steps.append(_Step(part, inner, nullable, not info.is_required()))
         cls = inner if isinstance(inner, type) and issubclass(inner, BaseModel) else None
     return steps, None
 
 
-def _unwrap(annotation: Any) -> tuple[Any, bool]:
-    """The annotation without Annotated/Optional, and whether None is allowed."""
-    while typing.get_origin(annotation) is typing.Annotated:
-        annotation = typing.get_args(annotation)[0]
-    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
-        args = typing.get_args(annotation)
-        rest = [a for a in args if a is not type(None)]
-        nullable = len(rest) < len(args)
-        if len(rest) == 1:
-            inner, _ = _unwrap(rest[0])
-            return inner, nullable
-        return annotation, nullable
-    return annotation, annotation is type(None) or annotation is Any
-
-
 def _structured(annotation: Any) -> bool:
     origin = typing.get_origin(annotation)
     if origin in (typing.Union, types.UnionType):
-        return any(_structured(_unwrap(a)[0]) for a in typing.get_args(annotation))
+        return any(_structured(unwrap_annotation(a)[0]) for a in typing.get_args(annotation))
     if origin in (list, tuple, set, frozenset, dict) or annotation in (
         list,
         tuple,
