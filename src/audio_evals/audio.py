@@ -123,13 +123,13 @@ def probe(path: Path) -> AudioInfo:
         )
     try:
         with path.open("rb") as fh:
-            head = fh.read(12)
+            head = fh.read(_HEAD_BYTES)
             size = fh.seek(0, io.SEEK_END)
     except OSError as exc:
         raise AudioFileError(f"cannot read the audio file: {exc.strerror or exc}") from None
     if size == 0:
         raise AudioFileError("the audio file is empty")
-    found = sniff(head)
+    found = sniff(head[:12])
     if found is not expected:
         what = f"a {found} file" if found else "no audio format the harness knows"
         raise AudioFileError(
@@ -138,6 +138,11 @@ def probe(path: Path) -> AudioInfo:
         )
     if expected is AudioFormat.M4A:
         return _probe_m4a(path, size)
+    fast = _wav_header(head, size) if expected is AudioFormat.WAV else None
+    if fast is None and expected is AudioFormat.FLAC:
+        fast = _flac_header(head, size)
+    if fast is not None:
+        return fast
     import soundfile
 
     try:
@@ -218,6 +223,55 @@ def _ffmpeg_decode(path: Path, info: AudioInfo) -> np.ndarray:
         raise AudioFileError("the m4a audio decodes to no samples")
     # the decoder also returns the encoder's padding after the end the header's edit list gives
     return samples.reshape(-1, info.channels)[: info.frames]
+
+
+# ------------------------------------------------------------------- WAV and FLAC headers
+# Read in Python from the first bytes (~10x faster than opening the file with libsndfile):
+# the common cases only; anything else (compressed WAV codecs, a streamed WAV with no data
+# size, a FLAC without a sample count) goes to libsndfile.
+
+_HEAD_BYTES = 4096
+_WAV_CODECS = {(1, 8): "PCM_U8", (1, 16): "PCM_16", (1, 24): "PCM_24", (1, 32): "PCM_32"}
+_WAV_CODECS |= {(3, 32): "FLOAT", (3, 64): "DOUBLE", (6, 8): "ALAW", (7, 8): "ULAW"}
+_EXTENSIBLE = 0xFFFE
+
+
+def _wav_header(head: bytes, size: int) -> AudioInfo | None:
+    if head[:4] != b"RIFF":
+        return None
+    pos, fmt, data_size = 12, None, None
+    while pos + 8 <= len(head):
+        chunk, length = head[pos : pos + 4], struct.unpack("<I", head[pos + 4 : pos + 8])[0]
+        if chunk == b"fmt " and length >= 16 and pos + 8 + length <= len(head):
+            fmt = head[pos + 8 : pos + 8 + length]
+        elif chunk == b"data":
+            data_size = min(length, size - pos - 8)
+            break
+        pos += 8 + length + (length & 1)
+    if fmt is None or data_size is None or data_size <= 0:
+        return None
+    tag, channels, rate, _, block_align, bits = struct.unpack("<HHIIHH", fmt[:16])
+    if tag == _EXTENSIBLE and len(fmt) >= 26:
+        tag = struct.unpack("<H", fmt[24:26])[0]
+    codec = _WAV_CODECS.get((tag, bits))
+    if codec is None or channels <= 0 or rate <= 0 or block_align != channels * bits // 8:
+        return None
+    return AudioInfo(AudioFormat.WAV, codec, rate, channels, data_size // block_align, size)
+
+
+def _flac_header(head: bytes, size: int) -> AudioInfo | None:
+    # fLaC, then the STREAMINFO block: its 4-byte header and 34 bytes of stream facts
+    if len(head) < 42 or head[4] & 0x7F != 0:
+        return None
+    bits = int.from_bytes(head[18:26], "big")
+    rate = bits >> 44
+    channels = ((bits >> 41) & 0x7) + 1
+    depth = ((bits >> 36) & 0x1F) + 1
+    frames = bits & 0xFFFFFFFFF
+    if rate <= 0 or frames <= 0 or depth not in (8, 16, 24):
+        return None
+    codec = "PCM_S8" if depth == 8 else f"PCM_{depth}"
+    return AudioInfo(AudioFormat.FLAC, codec, rate, channels, frames, size)
 
 
 # ----------------------------------------------------------------------------- M4A header

@@ -502,40 +502,86 @@ def label_field(loc: tuple[Any, ...]) -> str:
 
 def unknown_label_keys(data: Any, annotation: Any, path: str) -> list[str]:
     """Keys in `data` that validating as `annotation` would ignore (fields the model lacks)."""
+    return _walk_unknown(data, _key_plan(annotation), path)
+
+
+@dataclass(frozen=True)
+class _KeyPlan:
+    """How to look for unknown keys under one annotation (built once per annotation)."""
+
+    kind: str  # "model", "items" (list/set/tuple[X, ...]), "tuple", "values" (dict), "" (none)
+    accepted: Mapping[str, _KeyPlan] = field(default_factory=dict)
+    items: tuple[_KeyPlan, ...] = ()
+
+
+_NO_KEYS = _KeyPlan("")
+_PLANS: dict[Any, _KeyPlan] = {}
+
+
+def _key_plan(annotation: Any) -> _KeyPlan:
+    try:
+        return _PLANS[annotation]
+    except KeyError:
+        pass
+    except TypeError:  # an unhashable annotation: planned each time
+        return _build_plan(annotation)
+    _PLANS[annotation] = _NO_KEYS  # a model that refers to itself finds this while building
+    plan = _PLANS[annotation] = _build_plan(annotation)
+    return plan
+
+
+def _build_plan(annotation: Any) -> _KeyPlan:
     inner, _ = unwrap_annotation(annotation)
     origin = typing.get_origin(inner)
-    if origin in (typing.Union, types.UnionType):
-        models = [a for a in typing.get_args(inner) if _is_model(unwrap_annotation(a)[0])]
-        return unknown_label_keys(data, models[0], path) if len(models) == 1 else []
-    if _is_model(inner) and isinstance(data, dict):
-        if inner.model_config.get("extra") == "allow":
-            return []
-        accepted = _accepted_keys(inner)
-        found = []
-        for key, sub in data.items():
-            if key not in accepted:
-                found.append(f"{path}.{key}")
-            else:
-                field_type = inner.model_fields[accepted[key]].annotation
-                found += unknown_label_keys(sub, field_type, f"{path}.{key}")
-        return found
     args = typing.get_args(inner)
-    if origin in (list, set, frozenset) and args and isinstance(data, list):
-        return [
-            k for i, d in enumerate(data) for k in unknown_label_keys(d, args[0], f"{path}[{i}]")
-        ]
-    if origin is tuple and args and isinstance(data, list):
-        items = [args[0]] * len(data) if len(args) == 2 and args[1] is Ellipsis else list(args)
-        return [
-            k
-            for i, (d, a) in enumerate(zip(data, items, strict=False))
-            for k in unknown_label_keys(d, a, f"{path}[{i}]")
-        ]
-    if origin is dict and len(args) == 2 and isinstance(data, dict):
-        return [
-            k for key, d in data.items() for k in unknown_label_keys(d, args[1], f"{path}.{key}")
-        ]
-    return []
+    if origin in (typing.Union, types.UnionType):
+        models = [a for a in args if _is_model(unwrap_annotation(a)[0])]
+        return _key_plan(models[0]) if len(models) == 1 else _NO_KEYS
+    if _is_model(inner) and inner is not annotation:
+        return _key_plan(inner)
+    if _is_model(inner):
+        if inner.model_config.get("extra") == "allow":
+            return _NO_KEYS
+        fields = inner.model_fields
+        plan = _KeyPlan("model", {})
+        _PLANS[inner] = plan  # recursion through this model finds the plan being filled
+        accepted = typing.cast(dict[str, _KeyPlan], plan.accepted)
+        for key, name in _accepted_keys(inner).items():
+            accepted[key] = _key_plan(fields[name].annotation)
+        return plan
+    if origin in (list, set, frozenset) and args:
+        return _KeyPlan("items", items=(_key_plan(args[0]),))
+    if origin is tuple and args:
+        if len(args) == 2 and args[1] is Ellipsis:
+            return _KeyPlan("items", items=(_key_plan(args[0]),))
+        return _KeyPlan("tuple", items=tuple(_key_plan(a) for a in args))
+    if origin is dict and len(args) == 2:
+        return _KeyPlan("values", items=(_key_plan(args[1]),))
+    return _NO_KEYS
+
+
+def _walk_unknown(data: Any, plan: _KeyPlan, path: str) -> list[str]:
+    kind = plan.kind
+    if not kind:
+        return []
+    found: list[str] = []
+    if kind == "model" and isinstance(data, dict):
+        for key, sub in data.items():
+            inner = plan.accepted.get(key)
+            if inner is None:
+                found.append(f"{path}.{key}")
+            elif inner.kind:
+                found += _walk_unknown(sub, inner, f"{path}.{key}")
+    elif kind == "items" and isinstance(data, list) and plan.items[0].kind:
+        for i, sub in enumerate(data):
+            found += _walk_unknown(sub, plan.items[0], f"{path}[{i}]")
+    elif kind == "tuple" and isinstance(data, list):
+        for i, (sub, inner) in enumerate(zip(data, plan.items, strict=False)):
+            found += _walk_unknown(sub, inner, f"{path}[{i}]")
+    elif kind == "values" and isinstance(data, dict) and plan.items[0].kind:
+        for key, sub in data.items():
+            found += _walk_unknown(sub, plan.items[0], f"{path}.{key}")
+    return found
 
 
 def unwrap_annotation(annotation: Any) -> tuple[Any, bool]:
