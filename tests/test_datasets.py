@@ -72,6 +72,8 @@ def test_loads_valid_rows_with_tags_and_transcript(tmp_path: Path) -> None:
         ([row("p1"), '{"file_name": "audio/b.wav", "id": '], 2, None, "unreadable JSON"),
         ([{"id": "p1", "expected": {}}], 1, "file_name", "missing required key"),
         ([row("p1", speaker="x")], 1, "speaker", "unknown key"),
+        ([{**row("p1"), "id": None}], 1, "id", "must be a non-empty string"),
+        ([row("p1", None)], 1, "file_name", "must be a non-empty relative path"),
         ([row("p1", tags={"speaker": 3})], 1, "tags.speaker", "tag values must be strings"),
     ],
 )

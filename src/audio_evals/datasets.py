@@ -302,8 +302,8 @@ class _RowReader:
                 ProblemKind.UNKNOWN_KEY,
                 f"unknown key (known: {', '.join(sorted(_KNOWN_KEYS))})",
             )
-        case_id = self._id(line, row.get("id"))
-        audio, info = self._audio(line, row.get("file_name"))
+        case_id = self._id(line, row["id"]) if "id" in row else None
+        audio, info = self._audio(line, row["file_name"]) if "file_name" in row else (None, None)
         expected = self._expected(line, row.get("expected")) if "expected" in row else None
         tags = self._tags(line, row.get("tags"))
         transcript = row.get("transcript")
@@ -374,8 +374,6 @@ class _RowReader:
         return row
 
     def _id(self, line: int, case_id: Any) -> str | None:
-        if case_id is None:
-            return None
         if not isinstance(case_id, str) or not case_id.strip():
             self.problem(line, "id", ProblemKind.TYPE, "must be a non-empty string")
             return None
@@ -391,8 +389,6 @@ class _RowReader:
         return case_id
 
     def _audio(self, line: int, file_name: Any) -> tuple[Path | None, AudioInfo | None]:
-        if file_name is None:
-            return None, None
         if not isinstance(file_name, str) or not file_name.strip():
             self.problem(line, "file_name", ProblemKind.TYPE, "must be a non-empty relative path")
             return None, None
