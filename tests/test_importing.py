@@ -323,3 +323,24 @@ def test_unsupported_sources_say_what_to_do(tmp_path: Path) -> None:
         import_dataset(
             write_csv(tmp_path / "n.csv", ["digit"], [["1"]]), tmp_path / "o", SpokenDigit
         )
+
+
+def test_a_required_nested_field_without_a_column_is_named(tmp_path: Path) -> None:
+    class Who(BaseModel):
+        first: str
+        last: str
+
+    class Call(BaseModel):
+        who: Who
+        note: str | None = None
+
+    source = write_csv(
+        tmp_path / "l.csv",
+        ["file_name", "who.first"],
+        [[str(shared_path(*DIGITS, "1_lucas_0.wav")), "Lucas"]],
+    )
+    with pytest.raises(DatasetError) as err:
+        import_dataset(source, tmp_path / "out", Call)
+    assert [(p.line, p.field, p.kind) for p in err.value.problems] == [
+        (None, "who.last", ProblemKind.MISSING_KEY)
+    ]

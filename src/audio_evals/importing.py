@@ -98,7 +98,6 @@ class _Step:
     key: str
     annotation: Any
     nullable: bool
-    has_default: bool
 
 
 @dataclass
@@ -138,22 +137,24 @@ def import_dataset(
             "the output folder exists and is not empty (pass overwrite=True / --overwrite "
             "to replace it)",
         )
-    tree, column_paths = _plan_columns(src, model, problem)
+    tree, column_paths, header_missing = _plan_columns(src, model, problem)
     ids_derived = "id" not in src.columns
     planned: list[tuple[_Row, str, dict[str, Any], dict[str, str], str | None, bool]] = []
     seen_ids: dict[str, int] = {}
     for row in src.rows:
         before = len(problems)
         expected = _expected(tree, row.cells)
+        dumped: dict[str, Any] | None = None
+        skipped = False
         try:
-            value = model.model_validate(expected)
-            dumped = value.model_dump(mode="json", by_alias=True)
+            dumped = model.model_validate(expected).model_dump(mode="json", by_alias=True)
         except ValidationError as exc:
-            dumped = {}
             for err in exc.errors():
-                column = _column_for(tuple(err["loc"]), column_paths)
-                if column is None and err["type"] == "missing":
+                loc = tuple(str(p) for p in err["loc"])
+                if err["type"] == "missing" and loc in header_missing:
+                    skipped = True
                     continue  # reported once, at the header
+                column = _column_for(loc, column_paths)
                 message = (
                     "not valid JSON (a cell of a list, dict or model field holds JSON, "
                     'e.g. ["a", "b"])'
@@ -188,7 +189,11 @@ def import_dataset(
         must_pass = _flag(row.cells.get("must_pass"))
         if must_pass is None:
             problem(row.line, "must_pass", ProblemKind.TYPE, "must be true/false, yes/no or 1/0")
-        if len(problems) == before:
+        if dumped is None and len(problems) == before and not skipped:  # never unreported
+            problem(
+                row.line, None, ProblemKind.LABEL, f"does not validate against {model.__name__}"
+            )
+        if dumped is not None and len(problems) == before:
             planned.append((row, case_id or "", dumped, tags, transcript, bool(must_pass)))
     audio = _plan_audio(src, src.rows, problem)
     if problems:
@@ -362,7 +367,8 @@ def _hf_source(dataset: Any, where: Path, split: str | None) -> _Source:
 
 def _plan_columns(
     src: _Source, model: type[BaseModel], problem: Any
-) -> tuple[_Node, dict[tuple[str, ...], str]]:
+) -> tuple[_Node, dict[tuple[str, ...], str], set[tuple[str, ...]]]:
+    """The column tree, each label path's column, and the required paths no column gives."""
     root = _Node()
     paths: dict[tuple[str, ...], str] = {}
     if "file_name" not in src.columns:
@@ -398,16 +404,33 @@ def _plan_columns(
                 f"the column overlaps {inner}: give the whole object or its fields, not both",
             )
             node.children = {}
-    for name, info in model.model_fields.items():
-        keys = [k for k, v in _accepted_keys(model).items() if v == name]
-        if info.is_required() and not any(k in root.children for k in keys):
-            problem(
-                None,
-                name,
-                ProblemKind.MISSING_KEY,
-                f"no column for the required field {name!r} of {model.__name__}",
-            )
-    return root, paths
+    missing: set[tuple[str, ...]] = set()
+    for node, path, cls in _model_nodes(root, (), model):
+        accepted = _accepted_keys(cls)
+        for name, info in cls.model_fields.items():
+            keys = [k for k, v in accepted.items() if v == name]
+            if info.is_required() and not any(k in node.children for k in keys):
+                where = ".".join((*path, name))
+                missing.add((*path, keys[0] if keys else name))
+                problem(
+                    None,
+                    where,
+                    ProblemKind.MISSING_KEY,
+                    f"no column for the required field {where!r} of {model.__name__}",
+                )
+    return root, paths, missing
+
+
+def _model_nodes(
+    node: _Node, path: tuple[str, ...], cls: type[BaseModel]
+) -> Iterator[tuple[_Node, tuple[str, ...], type[BaseModel]]]:
+    """The root and every nested-model node given field by field (not as one JSON column)."""
+    yield node, path, cls
+    for key, child in node.children.items():
+        assert child.step is not None
+        inner = child.step.annotation
+        if child.column is None and isinstance(inner, type) and issubclass(inner, BaseModel):
+            yield from _model_nodes(child, (*path, key), inner)
 
 
 def _nodes(node: _Node) -> Iterator[_Node]:
@@ -435,7 +458,7 @@ def _resolve(model: type[BaseModel], column: str) -> tuple[list[_Step], str | No
             return steps, f"{cls.__name__} has no field {part!r}"
         info = cls.model_fields[keys[part]]
         inner, nullable = unwrap_annotation(info.annotation)
-        steps.append(_Step(part, inner, nullable, not info.is_required()))
+        steps.append(_Step(part, inner, nullable))
         cls = inner if isinstance(inner, type) and issubclass(inner, BaseModel) else None
     return steps, None
 
