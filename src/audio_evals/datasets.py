@@ -11,6 +11,7 @@ from __future__ import annotations
 import errno
 import json
 import os
+import stat
 import types
 import typing
 from collections.abc import Callable, Iterator, Mapping
@@ -275,8 +276,10 @@ class _RowReader:
         self, meta: Path, root: Path, model: type[BaseModel], settings: DatasetSettings
     ) -> None:
         self.meta = meta
-        self.root = root
-        self.real_root = Path(os.path.realpath(root))
+        self.root_text = str(root)
+        self.real_root = os.path.realpath(root)
+        self.real_prefix = os.path.join(self.real_root, "")
+        self.real_folders: dict[str, str] = {}
         self.model = model
         self.settings = settings
         self.cases: list[Case] = []
@@ -395,15 +398,13 @@ class _RowReader:
         if "\x00" in file_name:
             self.problem(line, "file_name", ProblemKind.PATH, "contains a NUL character")
             return None, None
-        given = self.root / file_name
-        try:
-            real = Path(os.path.realpath(given))
-            os.stat(given)
-        except OSError as exc:
-            if exc.errno != errno.ENOENT or real.is_relative_to(self.real_root):
-                self.problem(line, "file_name", *_path_error(exc, given))
-                return None, None
-        if not self.settings.allow_outside_paths and not real.is_relative_to(self.real_root):
+        given = os.path.join(self.root_text, file_name)
+        real, error = self._real(given)
+        inside = real == self.real_root or real.startswith(self.real_prefix)
+        if error is not None and (error.errno != errno.ENOENT or inside):
+            self.problem(line, "file_name", *_path_error(error, given))
+            return None, None
+        if not inside and not self.settings.allow_outside_paths:
             self.problem(
                 line,
                 "file_name",
@@ -412,11 +413,15 @@ class _RowReader:
                 f"the folder, or set allow_outside_paths = true in {SETTINGS_FILE}",
             )
             return None, None
-        if not real.is_file():
+        if error is not None:
+            self.problem(line, "file_name", *_path_error(error, given))
+            return None, None
+        if not os.path.isfile(real):
             self.problem(line, "file_name", ProblemKind.AUDIO, f"not a file: {given}")
             return None, None
+        path = Path(given)
         try:
-            info = probe(given)
+            info = probe(path)
         except AudioFileError as exc:
             self.problem(line, "file_name", ProblemKind.AUDIO, f"{given}: {exc}")
             return None, None
@@ -427,7 +432,29 @@ class _RowReader:
         ):
             if reason:
                 self.problem(line, "file_name", ProblemKind.LIMIT, f"{given}: {reason}")
-        return given, info
+        return path, info
+
+    def _real(self, given: str) -> tuple[str, OSError | None]:
+        """The path with every symlink resolved, and the error opening it (None: it exists).
+
+        The real path of each folder is worked out once (a dataset's files share a few folders);
+        a file that is itself a symlink, or a name ending in '.' or '..', is resolved in full."""
+        folder, name = os.path.split(given)
+        try:
+            st = os.lstat(given)
+        except OSError as exc:
+            return os.path.realpath(given), exc
+        if stat.S_ISLNK(st.st_mode) or name in ("", ".", ".."):
+            real = os.path.realpath(given)
+            try:
+                os.stat(given)
+            except OSError as exc:
+                return real, exc
+            return real, None
+        real_folder = self.real_folders.get(folder)
+        if real_folder is None:
+            real_folder = self.real_folders[folder] = os.path.realpath(folder)
+        return os.path.join(real_folder, name), None
 
     def _expected(self, line: int, data: Any) -> BaseModel | None:
         name = self.model.__name__
@@ -481,7 +508,7 @@ class _RowReader:
         return dict(tags)
 
 
-def _path_error(exc: OSError, given: Path) -> tuple[ProblemKind, str]:
+def _path_error(exc: OSError, given: str) -> tuple[ProblemKind, str]:
     if exc.errno == errno.ENOENT:
         return ProblemKind.AUDIO, f"audio file not found: {given}"
     if exc.errno == errno.ELOOP:
