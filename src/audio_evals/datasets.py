@@ -32,7 +32,7 @@ _KNOWN_KEYS = {"file_name", "id", "expected", "tags", "transcript", "must_pass",
 _BOM = b"\xef\xbb\xbf"
 _SHOWN_PROBLEMS = 20
 # Other label files a team may have in the folder, and how to turn them into metadata.jsonl.
-_FOREIGN_METADATA = ("metadata.csv", "metadata.tsv", "metadata.json", "metadata.parquet")
+_FOREIGN_METADATA = ("metadata.csv", "metadata.tsv", "metadata.xlsx")
 
 
 class ProblemKind(StrEnum):
@@ -208,7 +208,7 @@ def read_dataset(path: str | Path, response_model: type[BaseModel]) -> LoadResul
     meta = metadata_path(path)
     root = meta.parent
     result = LoadResult(meta, root, DatasetSettings(), [], [], {})
-    if meta.name != METADATA_FILE and meta.suffix.lower() in (".csv", ".tsv", ".xlsx", ".json"):
+    if meta.name != METADATA_FILE and meta.suffix.lower() in (".csv", ".tsv", ".xlsx"):
         result.problems.append(_foreign(meta, meta))
         return result
     if not meta.is_file():
