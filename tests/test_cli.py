@@ -95,4 +95,9 @@ def test_validate_reports_the_dataset_error(
     )
     assert main(["validate", str(bad), "--model", "evals.models:Person"]) == 1
     err = capsys.readouterr().err
-    assert "metadata.jsonl:1: field 'file_name'" in err
+    assert f"problem(s) in {bad / 'metadata.jsonl'}" in err
+    assert any(
+        line.split()[1:4] == ["1", "file_name", "audio"] and "audio file not found" in line
+        for line in err.splitlines()
+        if line.strip()
+    )

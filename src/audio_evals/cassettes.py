@@ -279,9 +279,9 @@ class AtomicPersister:
         """Write a cassette atomically: a reader sees the old file or the new one, never half of one."""
         from vcr.serialize import serialize
 
-        from .files import atomic_write_text
+        from .files import atomic_write
 
-        atomic_write_text(Path(cassette_path), serialize(cassette_dict, serializer))
+        atomic_write(Path(cassette_path), serialize(cassette_dict, serializer))
 
 
 class _Unparsed:

@@ -71,29 +71,6 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_validate(args: argparse.Namespace) -> int:
-    from .datasets import DatasetError, load_dataset
-    from .suites import SuiteError, import_object, load_suite
-
-    try:
-        if args.path.endswith(".eval.toml"):
-            suite = load_suite(args.path)
-            print(
-                f"ok: suite {suite.name}: {len(suite.dataset)} cases, variants {[v.name for v in suite.variants]}"
-            )
-            return 0
-        if not args.model:
-            print("audio-evals validate: a dataset needs --model module:Class", file=sys.stderr)
-            return 2
-        model = import_object(args.model, Path.cwd())
-        ds = load_dataset(args.path, model)
-        print(f"ok: dataset {ds.name}: {len(ds)} cases")
-        return 0
-    except (DatasetError, SuiteError, ImportError, ValueError) as exc:
-        print(f"audio-evals validate: {exc}", file=sys.stderr)
-        return 1
-
-
 def _cmd_run(args: argparse.Namespace) -> int:
     from .engine import UsageError, run_suite
     from .finish import finish_run
@@ -191,13 +168,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--no-write", action="store_true", help="print the summary only, write no report"
     )
     run.set_defaults(func=_cmd_run)
-    validate = sub.add_parser("validate", help="validate a dataset folder or a .eval.toml suite")
-    validate.add_argument("path")
-    validate.add_argument("--model", help="response model module:Class (for a dataset folder)")
-    validate.set_defaults(func=_cmd_validate)
-    from .dataset_commands import register as register_dataset_commands
+    from .dataset_commands import add_dataset_commands
 
-    register_dataset_commands(sub)
+    add_dataset_commands(sub)
     return parser
 
 

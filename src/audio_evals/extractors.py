@@ -10,18 +10,23 @@ cassette. Sync functions run in a thread of their own, so a batch stays concurre
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextvars
 import functools
 import inspect
 import sys
 import threading
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
+
+from .audio import PreparedAudio, prepare_for_api
+from .limits import CHAT_AUDIO_FORMATS, TRANSCRIPTION_FORMATS
+from .traffic import note_conversion
 
 
 class Pipeline(StrEnum):
@@ -61,6 +66,14 @@ class CaseInput:
     def read_audio(self) -> bytes:
         """The audio file's bytes."""
         return self.audio_path.read_bytes()
+
+    def prepared_audio(self, accepted: Collection[str] = CHAT_AUDIO_FORMATS) -> PreparedAudio:
+        """The bytes to send to an API that takes only `accepted` formats (a FLAC becomes 16-bit
+        WAV, deterministically); a conversion is recorded with the case's result."""
+        prepared = prepare_for_api(self.audio_path, accepted)
+        if prepared.conversion:
+            note_conversion(prepared.conversion)
+        return prepared
 
 
 ClientFactory = Callable[["VariantConfig"], Any]
@@ -178,7 +191,13 @@ async def direct(case: CaseInput, variant: VariantConfig) -> BaseModel:
     """The seed's call: a user message `[prompt, Audio]` to an audio chat model through instructor."""
     from instructor.processing.multimodal import Audio
 
-    content: list[Any] = [variant.prompt, Audio.from_path(case.audio_path)]
+    prepared = case.prepared_audio()
+    audio = Audio(
+        source=str(case.audio_path),
+        data=base64.b64encode(prepared.data).decode("ascii"),
+        media_type=f"audio/{prepared.format}",
+    )
+    content: list[Any] = [variant.prompt, audio]
     return await variant.instructor.chat.completions.create(
         model=variant.model,
         response_model=schema_model(variant.response_model),
@@ -204,9 +223,10 @@ async def _from_text(variant: VariantConfig, text: str) -> BaseModel:
 
 async def transcribe_then_extract(case: CaseInput, variant: VariantConfig) -> BaseModel:
     """Transcribe with the transcription endpoint, then extract from the transcript with a text call."""
+    prepared = case.prepared_audio(TRANSCRIPTION_FORMATS)
     transcription = await variant.openai.audio.transcriptions.create(
         model=variant.transcription_model or "whisper-1",
-        file=(case.audio_path.name, case.read_audio()),
+        file=(prepared.filename, prepared.data),
     )
     return await _from_text(variant, transcription.text)
 

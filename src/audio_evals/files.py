@@ -9,13 +9,14 @@ import tempfile
 from pathlib import Path
 
 
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write `data` to `path` through a temp file in the same folder, fsync'ed, then renamed."""
+def atomic_write(path: Path, data: bytes | str) -> None:
+    """Write `data` (text as UTF-8) to `path` through a temp file in its folder, fsync'ed, then renamed."""
+    payload = data.encode("utf-8") if isinstance(data, str) else data
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
+            fh.write(payload)
             fh.flush()
             os.fsync(fh.fileno())
         umask = os.umask(0)
@@ -28,9 +29,18 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
         raise
 
 
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write UTF-8 text to `path` atomically."""
-    atomic_write_bytes(path, text.encode("utf-8"))
+def atomic_copy(source: Path, path: Path) -> None:
+    """Copy `source` to `path` byte for byte (mode bits too), whole or not at all."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        shutil.copyfile(source, tmp)
+        shutil.copymode(source, tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
 
 
 def replace_folder(source: Path, target: Path) -> None:

@@ -455,10 +455,10 @@ def merge_baseline(
 
 def write_baseline(doc: Mapping[str, Any], path: Path) -> None:
     """Write a baseline document atomically."""
-    from .files import atomic_write_text
+    from .files import atomic_write
     from .report import dumps_json
 
-    atomic_write_text(path, dumps_json(doc))
+    atomic_write(path, dumps_json(doc))
 
 
 def read_baseline(path: Path) -> dict[str, Any] | None:

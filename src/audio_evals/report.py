@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .files import atomic_write_text
+from .files import atomic_write
 from .pricing import PriceTable, Usage, load_price_table, usage_from_response
 from .results import CaseResult
 from .stats import PairedResult, accuracy_summary, consistency, paired_comparison
@@ -431,7 +431,7 @@ class Report:
         _write_csv(self.variants, folder / "variants.csv")
         _write_csv(self.comparison, folder / "comparison.csv")
         _write_csv(self.ablation, folder / "ablation.csv")
-        atomic_write_text(folder / "summary.md", self.markdown() + extra_markdown)
+        atomic_write(folder / "summary.md", self.markdown() + extra_markdown)
 
     def markdown(self) -> str:
         """The whole run as Markdown."""
@@ -469,7 +469,7 @@ class Report:
 
 
 def _write_csv(frame: pd.DataFrame, path: Path) -> None:
-    atomic_write_text(path, frame.to_csv(index=False, float_format="%.6g", lineterminator="\n"))
+    atomic_write(path, frame.to_csv(index=False, float_format="%.6g", lineterminator="\n"))
 
 
 def _pct(x: float) -> str:

@@ -48,7 +48,9 @@ def _duration(path: str) -> float | None:
 
 
 def audio_seconds(case: Case) -> float | None:
-    """Duration of a case's audio, read from its header once per process (None when unknown)."""
+    """Duration of a case's audio, from its header (read at load, else once per process)."""
+    if case.audio is not None and case.audio.duration is not None:
+        return round(float(case.audio.duration), 3)
     return _duration(str(case.audio_path))
 
 
@@ -130,6 +132,7 @@ def score_result(
         reference_transcript=case.transcript,
         audio_seconds=audio_seconds(case),
         audio_path=str(case.audio_path),
+        audio_conversion=traffic.conversion,
     )
 
 

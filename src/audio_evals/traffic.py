@@ -35,6 +35,7 @@ class CaseTraffic:
     key: str
     calls: list[Call] = field(default_factory=list)
     transcripts: list[str] = field(default_factory=list)
+    conversion: str | None = None
 
 
 _CURRENT: contextvars.ContextVar[CaseTraffic | None] = contextvars.ContextVar(
@@ -51,6 +52,13 @@ def case_traffic(case_id: str, repeat: int) -> Iterator[CaseTraffic]:
         yield traffic
     finally:
         _CURRENT.reset(token)
+
+
+def note_conversion(conversion: str) -> None:
+    """Record how the current case's audio was converted before it was sent."""
+    traffic = _CURRENT.get()
+    if traffic is not None:
+        traffic.conversion = conversion
 
 
 def current_key() -> str | None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx2
 import instructor
@@ -214,3 +215,33 @@ def test_server_flag_rates(flaky_server: LocalServer) -> None:
     assert stats["faults"]["500"] == statuses.count(500)
     # GET /v1/models is never faulted by server rates
     assert all(httpx2.get(flaky_server.base_url + "/models").status_code == 200 for _ in range(5))
+
+
+@pytest.mark.parametrize("fault", ["schema_mismatch-once", "bad_json-once"])
+@pytest.mark.parametrize("mode", [instructor.Mode.TOOLS, instructor.Mode.JSON_SCHEMA])
+def test_once_means_once_per_case_through_instructors_validation_retry(
+    server: LocalServer, person_wav: Path, fault: str, mode: instructor.Mode
+) -> None:
+    """No request id: the re-ask (the same messages + the answer + the error) is the same case."""
+    # before: the retry's body differed, so the fault fired again and the case failed
+    client = instructor.from_openai(
+        OpenAI(base_url=server.base_url, api_key="sk-local", max_retries=0), mode=mode
+    )
+    person = client.chat.completions.create(
+        model="local-baseline",
+        response_model=Person,
+        max_retries=2,
+        messages=[
+            {
+                "role": "user",
+                "content": [
+                    f"Extract the person ({fault}, {mode.value})",
+                    instructor.processing.multimodal.Audio.from_path(person_wav),
+                ],
+            }
+        ],
+        extra_headers={FAULT: fault},
+    )
+    assert person.model_dump() == {"name": "Jason", "age": 20}
+    stats = server.stats()
+    assert stats["requests"] == 2 and stats["faults"] == {fault.removesuffix("-once"): 1}

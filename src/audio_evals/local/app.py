@@ -6,6 +6,7 @@ import asyncio
 import base64
 import binascii
 import hashlib
+import io
 import json
 import logging
 import math
@@ -21,6 +22,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from audio_evals.limits import CHAT_AUDIO_FORMATS, OPENAI_LIMITS, TRANSCRIPTION_FORMATS
 from audio_evals.local.asr import AudioDecodeError, Transcript, TranscriptionService
 from audio_evals.local.faults import FaultConfig, FaultHeaderError, FaultInjector, FaultPlan, Stats
 from audio_evals.local.filler import fill_schema
@@ -31,8 +33,6 @@ log = logging.getLogger("audio_evals.local")
 MODELS: dict[str, str] = {"local-baseline": "base", "local-baseline-mini": "mini"}
 MODEL_CREATED = 1_767_225_600  # 2026-01-01, fixed so /v1/models is stable
 AUDIO_TOKENS_PER_SECOND = 10
-CHAT_AUDIO_FORMATS = ("wav", "mp3")
-TRANSCRIPTION_FORMATS = ["flac", "m4a", "mp3", "mp4", "mpeg", "mpga", "oga", "ogg", "wav", "webm"]
 TRANSCRIPTION_RESPONSE_FORMATS = ("json", "text", "verbose_json", "srt", "vtt")
 ROLES = {"system", "developer", "user", "assistant", "tool", "function"}
 
@@ -858,7 +858,7 @@ def create_app(settings: ServerSettings | None = None) -> Any:
         if ext and ext not in TRANSCRIPTION_FORMATS:
             raise APIError(
                 400,
-                f"Invalid file format. Supported formats: {TRANSCRIPTION_FORMATS}",
+                f"Invalid file format. Supported formats: {list(TRANSCRIPTION_FORMATS)}",
                 param="file",
                 code="invalid_value",
             )
@@ -917,6 +917,8 @@ def _parse_json_body(raw: bytes) -> dict[str, Any]:
 async def _transcribe_parts(
     state: ServerState, parts: list[AudioPart], config: str
 ) -> list[Transcript]:
+    for part in parts:
+        _check_limits(part)
     results = []
     for part in parts:
         try:
@@ -980,3 +982,29 @@ async def _stream(completion: dict[str, Any], include_usage: bool) -> AsyncItera
 
 def _sse(data: dict[str, Any]) -> bytes:
     return b"data: " + json.dumps(data, separators=(",", ":")).encode() + b"\n\n"
+
+
+def _check_limits(part: AudioPart) -> None:
+    """Refuse audio over OpenAI's input limits, with OpenAI's status and wording."""
+    if len(part.data) > OPENAI_LIMITS.max_bytes:
+        raise APIError(
+            413,
+            f"{OPENAI_LIMITS.max_bytes}: Maximum content size limit ({OPENAI_LIMITS.max_bytes}) "
+            f"exceeded ({len(part.data)} bytes read)",
+            param=part.param,
+            code="invalid_value",
+        )
+    import soundfile
+
+    try:
+        seconds = float(soundfile.info(io.BytesIO(part.data)).duration)
+    except Exception:  # not decodable here: the recogniser reports it as a 400
+        return
+    if seconds > OPENAI_LIMITS.max_seconds:
+        raise APIError(
+            400,
+            f"audio duration {seconds:g} seconds is longer than {OPENAI_LIMITS.max_seconds:g} "
+            "seconds which is the maximum for this model",
+            param=part.param,
+            code="invalid_value",
+        )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import random
 import re
 import threading
@@ -78,6 +79,31 @@ def parse_fault_header(value: str) -> list[tuple[str, bool, float | None]]:
     return out
 
 
+def case_key(method: str, path: str, header: str, body: bytes) -> str:
+    """What identifies one case's request across retries: the SDK's (the same body) and
+    instructor's validation retries (the same messages, then the assistant's answer and the
+    error appended): for a chat completion, the model and the messages before the first
+    assistant message; for anything else, the body."""
+    material = body
+    if path.endswith("/chat/completions"):
+        try:
+            data = json.loads(body)
+        except ValueError:
+            data = None
+        if isinstance(data, dict) and isinstance(data.get("messages"), list):
+            first = []
+            for message in data["messages"]:
+                if isinstance(message, dict) and message.get("role") == "assistant":
+                    break
+                first.append(message)
+            material = json.dumps(
+                {"model": data.get("model"), "messages": first}, sort_keys=True
+            ).encode()
+    return hashlib.sha256(
+        method.encode() + b" " + path.encode() + b"\n" + header.encode() + b"\n" + material
+    ).hexdigest()
+
+
 class FaultInjector:
     """Decides, per request, which faults to inject (server rates with a seeded RNG, or the header)."""
 
@@ -102,12 +128,7 @@ class FaultInjector:
                     plan.status = cfg.fail_first_status
                     plan.names.append(f"fail_first_{cfg.fail_first_status}")
                 self._apply_rates(plan)
-            key_base = (
-                headers.get(REQUEST_ID_HEADER)
-                or hashlib.sha256(
-                    method.encode() + b" " + path.encode() + b"\n" + header.encode() + b"\n" + body
-                ).hexdigest()
-            )
+            key_base = headers.get(REQUEST_ID_HEADER) or case_key(method, path, header, body)
             for name, once, value in faults:
                 if once:
                     key = f"{key_base}:{name}"
