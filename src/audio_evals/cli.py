@@ -1,17 +1,20 @@
-"""`audio-evals`: commands that are not a test run (serve, compare, validate)."""
+"""`audio-evals`: commands that are not a test run (serve, compare, report, validate)."""
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
 import pandas as pd
 
+from .html_report import AudioMode
 from .report import (
     RECORD_FIELD,
     Report,
+    adjust_comparisons,
     comparison_row,
     comparison_table,
     load_report,
@@ -42,13 +45,13 @@ def compare_reports(a: Report, b: Report) -> pd.DataFrame:
                     "variant": variant,
                 }
             )
-    return pd.DataFrame(rows)
+    return adjust_comparisons(pd.DataFrame(rows))
 
 
 def _cmd_compare(args: argparse.Namespace) -> int:
     try:
         a, b = load_report(Path(args.a)), load_report(Path(args.b))
-    except FileNotFoundError as exc:
+    except (FileNotFoundError, ValueError) as exc:
         print(f"audio-evals compare: {exc}", file=sys.stderr)
         return 2
     frame = compare_reports(a, b)
@@ -68,6 +71,30 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     (out / "comparison.md").write_text(text, encoding="utf-8")
     print(text)
     print(f"written: {out / 'comparison.csv'}, {out / 'comparison.md'}")
+    return 0
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from .html_report import HtmlOptions, build_page
+    from .run_info import read_run_info
+
+    folder = Path(args.run_dir)
+    try:
+        report = load_report(folder)
+        info = read_run_info(folder)
+    except (FileNotFoundError, ValueError) as exc:
+        print(f"audio-evals report: {exc}", file=sys.stderr)
+        return 2
+    if args.root:
+        root = Path(args.root)
+        if not root.is_dir():
+            print(f"audio-evals report: --root {root} is not a folder", file=sys.stderr)
+            return 2
+        headline = dataclasses.replace(info.headline, root=str(root.resolve()))
+        info = dataclasses.replace(info, headline=headline)
+    options = HtmlOptions(AudioMode(args.audio), int(args.embed_audio_max_mb * 1024 * 1024))
+    path = build_page(report, info, options).write(folder)
+    print(f"written: {path}")
     return 0
 
 
@@ -118,6 +145,26 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("b", help="report folder B (e.g. reports/latest)")
     compare.add_argument("--out", help="where to write comparison.csv/.md (default: B/compare)")
     compare.set_defaults(func=_cmd_compare)
+    report = sub.add_parser(
+        "report", help="write report.html again from a saved run folder (e.g. reports/latest)"
+    )
+    report.add_argument("run_dir", help="a run folder written by pytest evals")
+    report.add_argument(
+        "--audio",
+        choices=[str(mode) for mode in AudioMode],
+        default=str(AudioMode.AUTO),
+        help="put the clips inside the page, link them, or embed up to --embed-audio-max-mb (auto)",
+    )
+    report.add_argument(
+        "--embed-audio-max-mb",
+        type=float,
+        default=10.0,
+        help="auto embeds the clips when they total at most this many MiB (default 10)",
+    )
+    report.add_argument(
+        "--root", help="project root the clips' paths are relative to (default: the run's)"
+    )
+    report.set_defaults(func=_cmd_report)
     validate = sub.add_parser("validate", help="validate a dataset folder or a .eval.toml suite")
     validate.add_argument("path")
     validate.add_argument("--model", help="response model module:Class (for a dataset folder)")

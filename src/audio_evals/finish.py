@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import os
-import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -13,21 +11,22 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from .gates import (
-    FAILED,
     NOT_EVALUATED,
     GateConfigError,
     GateResult,
     GateRules,
     Scope,
     evaluate,
-    gates_markdown,
     parse_rules,
     project_settings,
     read_baseline,
     write_baseline,
 )
 from .pricing import PriceTable, load_price_table
-from .report import Report, build_report, field_table
+from .report import Report, build_report
+from .report_files import ReportConfigError, ReportSettings, publish
+from .run_info import RunInfo, make_headline
+from .terminal import LineKind, summary_lines
 
 if TYPE_CHECKING:
     from .plugin import EvalSession
@@ -46,47 +45,19 @@ class Outcome:
     notes: list[str] = field(default_factory=list)
 
     def write_terminal(self, tr: Any) -> None:
-        """Print the per-field tables, hygiene and the gates in pytest's terminal summary."""
-        tr.write_sep("=", "audio-evals: field accuracy (95% CI, n)")
-        report = self.report
-        if report.cases.empty:
-            tr.write_line("no case was scored")
-        for suite in sorted(set(report.cases["suite"])) if not report.cases.empty else []:
-            tr.write_line(f"suite {suite}")
-            for line in field_table(report.fields, suite).splitlines():
-                tr.write_line("  " + line)
-            sv = report.variants[report.variants["suite"] == suite]
-            for _, r in sv.iterrows():
-                cost = r["cost_per_case_usd"]
-                cost_text = "cost unknown" if cost != cost else f"${cost * 1000:.2f}/1k cases"
-                tr.write_line(
-                    f"  {r['variant']}: exact record {100 * r['exact_accuracy']:.1f}% "
-                    f"[{100 * r['ci_low']:.0f}, {100 * r['ci_high']:.0f}] n={int(r['n'])}, errors {int(r['errors'])}, "
-                    f"p95 {r['latency_p95_ms']:.0f} ms ({r['latency_source']}), {cost_text}"
-                )
-            comp = report.comparison
-            if not comp.empty:
-                sc = comp[(comp["suite"] == suite) & (comp["field"] == "(record)")]
-                for _, c in sc.iterrows():
-                    tr.write_line(
-                        f"  {c['variant_b']} vs {c['variant_a']} (exact record): "
-                        f"{100 * c['diff']:+.1f} pts [{100 * c['ci_low']:+.0f}, {100 * c['ci_high']:+.0f}] -> "
-                        f"{c['verdict']}"
-                    )
-        for skip in report.skips:
-            tr.write_line(f"not run: {skip['suite']}/{skip['variant']}: {skip['reason']}")
-        for note in self.hygiene:
-            tr.write_line(f"cassettes: {note}")
-        for note in self.notes:
-            tr.write_line(note)
-        if self.gates:
-            failed = [g for g in self.gates if g.status == FAILED]
-            tr.write_sep("=", f"audio-evals gates: {len(failed)} failed of {len(self.gates)}")
-            for g in self.gates:
-                mark = {"passed": "PASS", "failed": "FAIL", NOT_EVALUATED: "N/E "}[g.status]
-                tr.write_line(f"{mark} {g.name}: {g.detail}")
-        for path in self.written:
-            tr.write_line(f"report written: {path}")
+        """Print the short summary (field tables, variants, verdicts, gates, report path) in pytest's terminal."""
+        notes = [f"cassettes: {note}" for note in self.hygiene] + self.notes
+        lines = summary_lines(
+            self.report,
+            self.gates,
+            written=self.written,
+            notes=notes,
+        )
+        for line in lines:
+            if line.kind == LineKind.SEP:
+                tr.write_sep("=", line.text)
+            else:
+                tr.write_line(line.text)
 
 
 def _rules(state: EvalSession, settings: dict[str, Any]) -> list[GateRules]:
@@ -173,21 +144,6 @@ def _all_suites_collected(state: EvalSession) -> bool:
     return names <= set(state.suites)
 
 
-def _write(report: Report, folder: Path, gate_md: str) -> list[Path]:
-    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
-    run = folder / "runs" / stamp
-    report.write(run, "\n## Gates\n\n" + gate_md)
-    latest = folder / "latest"
-    tmp = folder / ".latest.tmp"
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    shutil.copytree(run, tmp)
-    if latest.exists():
-        shutil.rmtree(latest)
-    tmp.rename(latest)
-    return [latest, run]
-
-
 def _gate_report(result: GateResult) -> pytest.TestReport:
     outcome = {"passed": "passed", "failed": "failed", NOT_EVALUATED: "skipped"}[result.status]
     nodeid = GATE_NODE_PREFIX + result.name
@@ -214,11 +170,26 @@ def finish_session(state: EvalSession, session: pytest.Session) -> Outcome:
         rules = _rules(state, settings)
     except GateConfigError as exc:
         raise pytest.UsageError(f"audio-evals gates: {exc}") from None
+    try:
+        report_settings = ReportSettings.from_settings(
+            settings, f"{state.rootpath / 'pyproject.toml'} [tool.audio-evals.report]"
+        )
+    except ReportConfigError as exc:
+        raise pytest.UsageError(f"audio-evals report: {exc}") from None
     infos = state.suite_infos()
     cluster_by = {name: info.get("cluster_by") for name, info in infos.items()}
+    field_types = {name: info.get("field_types", {}) for name, info in infos.items()}
     results = sorted(state.results, key=lambda r: (r.suite, r.variant, r.case_id, r.repeat))
     report = build_report(
-        results, skips=state.skips, prices=_prices(state, settings), cluster_by=cluster_by
+        results,
+        skips=state.skips,
+        prices=_prices(state, settings),
+        cluster_by=cluster_by,
+        baselines={name: info.get("baseline") for name, info in infos.items()},
+        variant_order={name: info.get("variants", []) for name, info in infos.items()},
+        all_pairs=report_settings.all_pairs,
+        field_types=field_types,
+        root=state.rootpath,
     )
     ran = {(r.suite, r.variant) for r in results}
     regression_paths = [r.regression.baseline for r in rules if r.regression is not None]
@@ -231,15 +202,19 @@ def finish_session(state: EvalSession, session: pytest.Session) -> Outcome:
     except GateConfigError as exc:
         raise pytest.UsageError(f"audio-evals: {exc}") from None
     gates = evaluate(report, rules, _scopes(state, ran), baseline) if results or rules else []
-    gate_md = gates_markdown(gates)
-    written = _write(report, state.reports_dir, gate_md) if results else []
+    info = RunInfo(
+        make_headline(report, record_mode=state.record_mode, root=state.rootpath),
+        tuple(gates),
+        field_types,
+    )
+    written = publish(report, state.reports_dir, info, report_settings.html) if results else []
     if state.config.getoption("update_baseline") and results:
         write_baseline(report, baseline_path)
         notes.append(f"baseline written: {baseline_path}")
     summary = os.environ.get("GITHUB_STEP_SUMMARY")
     if summary and results:
         with open(summary, "a", encoding="utf-8") as fh:
-            fh.write(report.markdown() + "\n## Gates\n\n" + gate_md)
+            fh.write(report.markdown(headline=info.headline, gates=gates))
     reporter = session.config.pluginmanager.get_plugin("terminalreporter")
     if gates and reporter is not None:
         reporter.ensure_newline()

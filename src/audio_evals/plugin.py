@@ -20,6 +20,7 @@ import pytest
 from . import cassettes as cas
 from . import forked
 from .datasets import DatasetError
+from .field_types import categorical_fields
 from .runner import CaseResult, EvalRef, run_batch
 from .suites import SUITE_SUFFIX, Suite, SuiteError, Variant, load_suite
 
@@ -760,7 +761,9 @@ def suite_info(suite: Suite) -> dict[str, Any]:
         "cluster_by": suite.cluster_by,
         "n_cases": len(suite.dataset),
         "has_transcripts": suite.dataset.has_transcripts,
-        "field_types": {},
+        "field_types": {
+            path: str(kind) for path, kind in categorical_fields(suite.response_model).items()
+        },
     }
 
 
