@@ -22,7 +22,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import BENCH_DIR, Figure, load, machine, print_figures  # noqa: E402
 
-BENCHMARKS = ("replay_throughput", "cassette_size", "live_concurrency", "replay_memory")
+BENCHMARKS = (
+    "replay_throughput",
+    "cassette_size",
+    "live_concurrency",
+    "replay_memory",
+    "report_scale",
+)
 
 
 def run_one(name: str, short: bool, out: Path) -> tuple[int, float]:

@@ -88,6 +88,11 @@ def _asset(name: str) -> str:
     return resources.files("audio_evals").joinpath("report_assets", name).read_text("utf-8")
 
 
+def _rounded(value: Any, digits: int) -> float | None:
+    x = _num(value)
+    return None if x is None else round(x, digits)
+
+
 def _num(value: Any) -> float | None:
     try:
         x = float(value)
@@ -414,27 +419,32 @@ def _suite_data(report: Report, suite: str, clips: _Clips, root: Path) -> dict[s
     vindex = {v: i for i, v in enumerate(variants)}
     per_run: dict[tuple[str, str, int], dict[str, list[str]]] = {}
     expected: dict[str, list[str]] = {}
+    columns = [
+        "variant",
+        "case_id",
+        "repeat",
+        "field",
+        "expected",
+        "predicted",
+        "correct",
+        "outcome",
+    ]
+    k = len(fields)
     for variant, case_id, repeat, fld, exp, pred, correct, outcome in zip(
-        res["variant"],
-        res["case_id"],
-        res["repeat"],
-        res["field"],
-        res["expected"],
-        res["predicted"],
-        res["correct"],
-        res["outcome"],
-        strict=True,
+        *(res[c].tolist() for c in columns), strict=True
     ):
-        entry = per_run.setdefault(
-            (variant, case_id, int(repeat)),
-            {"pred": [""] * len(fields), "out": ["e"] * len(fields), "ok": ["1"] * len(fields)},
-        )
+        key = (variant, case_id, int(repeat))
+        entry = per_run.get(key)
+        if entry is None:
+            entry = per_run[key] = {"pred": [""] * k, "out": ["e"] * k, "ok": ["1"] * k}
         i = position[fld]
-        entry["pred"][i] = str(pred)
-        entry["out"][i] = _OUTCOME_CODES.get(str(outcome), "x")
-        entry["ok"][i] = "1" if bool(correct) else "0"
-        exp_row = expected.setdefault(case_id, [""] * len(fields))
-        exp_row[i] = str(exp)
+        entry["pred"][i] = pred
+        entry["out"][i] = _OUTCOME_CODES.get(outcome, "x")
+        entry["ok"][i] = "1" if correct else "0"
+        exp_row = expected.get(case_id)
+        if exp_row is None:
+            exp_row = expected[case_id] = [""] * k
+        exp_row[i] = exp
     case_rows: list[list[Any]] = []
     case_index: dict[str, int] = {}
     runs: list[list[Any]] = []
@@ -447,7 +457,7 @@ def _suite_data(report: Report, suite: str, clips: _Clips, root: Path) -> dict[s
                 [
                     case_id,
                     clips.add(str(r.get("audio_path") or ""), root),
-                    _num(r.get("audio_seconds")),
+                    _rounded(r.get("audio_seconds"), 2),
                     [
                         "" if t is None or (isinstance(t, float) and math.isnan(t)) else str(t)
                         for t in tags
@@ -460,6 +470,7 @@ def _suite_data(report: Report, suite: str, clips: _Clips, root: Path) -> dict[s
             (r["variant"], case_id, int(r["repeat"])),
             {"pred": [""] * len(fields), "out": ["i"] * len(fields), "ok": ["0"] * len(fields)},
         )
+        expect = case_rows[case_index[case_id]][4]
         runs.append(
             [
                 case_index[case_id],
@@ -467,11 +478,12 @@ def _suite_data(report: Report, suite: str, clips: _Clips, root: Path) -> dict[s
                 int(r["repeat"]),
                 str(r["error"] or ""),
                 str(r.get("error_message") or ""),
-                entry["pred"],
+                # a prediction equal to the label travels as null (the page shows the label)
+                [None if p == e else p for p, e in zip(entry["pred"], expect, strict=True)],
                 "".join(entry["out"]),
                 "".join(entry["ok"]),
                 str(r.get("transcript") or ""),
-                _num(r.get("latency_ms")) or 0.0,
+                round(_num(r.get("latency_ms")) or 0.0, 1),
             ]
         )
     return {
@@ -524,17 +536,20 @@ class HtmlPage:
 
     def render(self, folder: Path) -> str:
         """The page's HTML for a file in this folder (links to clips relative to it)."""
-        audio = []
+        prefix = Path(os.path.relpath(os.path.abspath(self.root), os.path.abspath(folder)))
+        audio: list[list[str | None]] = []
         for i, path in enumerate(self.clips):
             shown = _display_path(path, self.root)
             if self.embedded is not None:
-                audio.append([self.embedded[i], shown])
-            elif path.is_file():
-                rel = os.path.relpath(os.path.abspath(path), os.path.abspath(folder))
-                audio.append([quote(Path(rel).as_posix()), shown])
+                audio.append([shown, self.embedded[i]])
+            elif not path.is_file():
+                audio.append([shown, ""])
+            elif not os.path.isabs(shown):  # under the root: the prefix and the shown path
+                audio.append([shown, None])
             else:
-                audio.append(["", shown])
-        data = {**self.data, "audio": audio}
+                rel = os.path.relpath(os.path.abspath(path), os.path.abspath(folder))
+                audio.append([shown, quote(Path(rel).as_posix())])
+        data = {**self.data, "audio": audio, "audioPrefix": quote(prefix.as_posix()) + "/"}
         return (
             self.top
             + f'<script type="application/json" id="report-data">{_json_for_script(data)}</script>'
@@ -543,9 +558,10 @@ class HtmlPage:
 
 
 def _display_path(path: Path, root: Path) -> str:
+    """The clip's path relative to the project root when it lies under it, else absolute."""
     try:
-        return path.resolve().relative_to(root.resolve()).as_posix()
-    except (ValueError, OSError):
+        return Path(os.path.abspath(path)).relative_to(os.path.abspath(root)).as_posix()
+    except ValueError:
         return str(path)
 
 

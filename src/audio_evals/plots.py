@@ -30,6 +30,9 @@ PALETTE = (
 LABEL_COLOURS = {"better": "#2ca02c", "worse": "#d62728"}
 NEUTRAL = "#7f7f7f"
 _SVG_START = re.compile(r"<svg\b")
+_METADATA = re.compile(r"<metadata>.*?</metadata>", re.S)
+_BETWEEN_TAGS = re.compile(r">\s+<")
+_SPACES = re.compile(r"\s+")
 _counter = itertools.count()
 
 
@@ -39,6 +42,7 @@ def _rc() -> dict[str, object]:
         "svg.hashsalt": f"audio-evals-{next(_counter)}",  # unique clip-path ids per inline figure
         "text.parse_math": False,  # a label holding '$' is text, not TeX
         "font.family": "sans-serif",
+        "font.sans-serif": ["DejaVu Sans"],  # one name in each <text>'s style, not a dozen
         "font.size": 9,
         "axes.spines.top": False,
         "axes.spines.right": False,
@@ -82,7 +86,10 @@ def to_svg(fig: Figure, title: str) -> str:
         fig.savefig(buf, format="svg", metadata={"Date": None, "Title": title})
     text = buf.getvalue()
     match = _SVG_START.search(text)
-    return text[match.start() :] if match else text
+    text = text[match.start() :] if match else text
+    # SVG collapses runs of whitespace when it draws text, so collapsing them here changes nothing
+    text = _METADATA.sub("", text)
+    return _SPACES.sub(" ", _BETWEEN_TAGS.sub("><", text))
 
 
 def variant_colours(variants: Sequence[str]) -> dict[str, str]:

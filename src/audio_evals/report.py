@@ -758,18 +758,16 @@ def wrong_cases_table(wrong: pd.DataFrame, results: pd.DataFrame, limit: int = 4
     if wrong.empty:
         return "(none)"
     rows = []
-    for _, c in wrong.head(limit).iterrows():
-        sel = results[
-            (results["suite"] == c["suite"])
-            & (results["variant"] == c["variant"])
-            & (results["case_id"] == c["case_id"])
-            & (results["repeat"] == c["repeat"])
-            & ~results["correct"]
-        ]
-        detail = "; ".join(
+    shown = wrong.head(limit)
+    keys = ["suite", "variant", "case_id", "repeat"]
+    wrong_fields = results[~results["correct"].astype(bool)].merge(shown[keys], on=keys)
+    details: dict[tuple[Any, ...], list[str]] = {}
+    for r in wrong_fields.to_dict("records"):
+        details.setdefault(tuple(r[k] for k in keys), []).append(
             f"{r['field']}: {r['expected'] or '∅'} → {r['predicted'] or '∅'} ({r['outcome']})"
-            for _, r in sel.iterrows()
         )
+    for _, c in shown.iterrows():
+        detail = "; ".join(details.get(tuple(c[k] for k in keys), []))
         rows.append(
             {
                 "variant": c["variant"],

@@ -7,7 +7,7 @@ from typing import Any
 
 import pandas as pd
 
-from .stats import accuracy_summary
+from .stats import accuracy_summary, wilson_interval
 
 RECORD_FIELD = "(record)"
 DURATION = "audio duration"
@@ -80,13 +80,25 @@ def slices_frame(results: pd.DataFrame, cases: pd.DataFrame) -> pd.DataFrame:
     )
     field_order = {RECORD_FIELD: -1} | {f: i for i, f in enumerate(dict.fromkeys(results["field"]))}
     joined = units.merge(_case_slices(cases), on=keys, how="inner", validate="many_to_many")
-    rows: list[dict[str, Any]] = []
-    grouped = joined.groupby(
-        ["suite", "variant", "field", "dimension", "slice_order", "slice"], sort=False
+    by = ["suite", "variant", "field", "dimension", "slice_order", "slice"]
+    grouped = joined.groupby(by, sort=False)
+    counts = grouped.agg(
+        n=("correct", "size"), correct=("correct", "sum"), repeats=("repeat", "nunique")
     )
-    for (suite, variant, fld, dim, order, value), group in grouped:
-        clusters = list(group["case_id"]) if group["repeat"].nunique() > 1 else None
-        summary = accuracy_summary(group["correct"].astype(bool).tolist(), clusters=clusters)
+    repeated = set(counts.index[counts["repeats"] > 1])
+    rows: list[dict[str, Any]] = []
+    for key, n, correct in zip(
+        counts.index, counts["n"].tolist(), counts["correct"].tolist(), strict=True
+    ):
+        suite, variant, fld, dim, order, value = key
+        if key in repeated:  # runs of one clip are not independent: cluster by case
+            group = grouped.get_group(key)
+            summary = accuracy_summary(
+                group["correct"].astype(bool).tolist(), clusters=list(group["case_id"])
+            )
+            low, high = summary.ci_low, summary.ci_high
+        else:
+            low, high = wilson_interval(int(correct), int(n))
         rows.append(
             {
                 "suite": suite,
@@ -95,11 +107,11 @@ def slices_frame(results: pd.DataFrame, cases: pd.DataFrame) -> pd.DataFrame:
                 "dimension": dim,
                 "slice": value,
                 "slice_order": int(order),
-                "n": summary.n,
-                "correct": int(summary.successes),
-                "accuracy": summary.accuracy,
-                "ci_low": summary.ci_low,
-                "ci_high": summary.ci_high,
+                "n": int(n),
+                "correct": int(correct),
+                "accuracy": correct / n,
+                "ci_low": low,
+                "ci_high": high,
                 "_field_order": field_order.get(fld, len(field_order)),
                 "_dim_order": 1 if dim == DURATION else 0,
             }

@@ -3,7 +3,11 @@
 "use strict";
 (function () {
   const DATA = JSON.parse(document.getElementById("report-data").textContent);
-  const AUDIO = DATA.audio;
+  // each clip: [path shown, source]; a null source is the link prefix + the path shown
+  const AUDIO = DATA.audio.map(([shown, src]) => [
+    src === null ? DATA.audioPrefix + shown.split("/").map(encodeURIComponent).join("/") : src,
+    shown,
+  ]);
   const PAGE = 50;
   const OUTCOME = { m: "match", x: "mismatch", i: "missed", s: "spurious", e: "both_empty" };
 
@@ -26,7 +30,7 @@
       repeat: r[2],
       error: r[3],
       message: r[4],
-      pred: r[5],
+      pred: r[5].map((p, i) => (p === null ? suite.cases[r[0]][4][i] : p)),
       outcomes: r[6],
       correct: r[7],
       transcript: r[8],
