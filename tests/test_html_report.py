@@ -42,7 +42,7 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
     case_id = _demo_project(root)
     proc = run_pytest(root, "evals", "-q")
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
-    assert "report: reports/latest/report.html" in proc.stdout
+    assert proc.stdout.splitlines()[-2].startswith("report: reports/latest/report.html (also in")
     return root, case_id
 
 

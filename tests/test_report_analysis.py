@@ -309,7 +309,9 @@ def test_terminal_summary_is_short_and_ends_with_the_report_path(tmp_path: Path)
     ) in texts
     assert "not run: calls/z: OPENAI_API_KEY is not set" in texts
     assert "PASS g1: ok" in texts
-    assert texts[-2].startswith("report: ") and texts[-2].endswith("latest/report.html")
+    assert texts[-1] == (
+        f"report: {tmp_path / 'latest' / 'report.html'} (also in {tmp_path / 'runs' / 'T'}/)"
+    )
 
 
 def test_not_run_lines_keep_reasons_without_a_command() -> None:

@@ -102,7 +102,7 @@ def accuracy_chart(fields: pd.DataFrame, variants: Sequence[str]) -> str:
     order = list(dict.fromkeys(fields["field"]))
     colours = variant_colours(variants)
     k = max(len(variants), 1)
-    height = 1.2 + 0.13 * k * len(order) + 0.2 * len(order)
+    height = 1.1 + 0.1 * k * len(order) + 0.15 * len(order)
     with _figure(8.0, height) as fig:
         ax = fig.add_subplot()
         _margins(fig, left=_text_inches(order) + 0.2, bottom=0.45, right=0.3, top=0.4)

@@ -117,6 +117,6 @@ def summary_lines(
         out.append(Line(LineKind.SEP, f"audio-evals gates: {failed} failed of {len(gates)}"))
         out += [_text(f"{_MARK[g.status]} {g.name}: {g.detail}") for g in gates]
     if written:
-        out.append(_text(f"report: {_shown(written[0] / REPORT_HTML)}"))
-        out += [_text(f"also written: {_shown(path)}") for path in written[1:]]
+        also = "".join(f" (also in {_shown(path)}/)" for path in written[1:])
+        out.append(_text(f"report: {_shown(written[0] / REPORT_HTML)}{also}"))
     return out
