@@ -176,7 +176,7 @@ def main() -> int:
         headline = make_headline(
             report, record_mode="none", root=work, when=dt.datetime.now(dt.UTC)
         )
-        info = RunInfo(headline, gates, field_types)
+        info = RunInfo(headline, gates)
         written = publish(report, work / "reports", info, HtmlOptions(audio=AudioMode.LINK))
         t2 = time.perf_counter()
         html = written[0] / "report.html"

@@ -42,7 +42,11 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
     case_id = _demo_project(root)
     proc = run_pytest(root, "evals", "-q")
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
-    assert proc.stdout.splitlines()[-2].startswith("report: reports/latest/report.html (also in")
+    lines = proc.stdout.splitlines()
+    gates = next(i for i, line in enumerate(lines) if "audio-evals gates: 0 failed" in line)
+    report = [i for i, line in enumerate(lines) if line.startswith("report: ")]
+    assert report and report[0] > gates, "the report's path comes after the gates"
+    assert lines[report[0]].startswith("report: reports/latest/report.html (also in reports/runs/")
     return root, case_id
 
 

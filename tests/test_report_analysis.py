@@ -225,7 +225,7 @@ def test_publish_writes_both_folders_with_working_audio_links_and_run_json(tmp_p
     gates = (
         GateResult("min_accuracy calls/a:mood >= 0.9", FAILED, 0.5, 0.9, "accuracy 0.5 < 0.9"),
     )
-    info = RunInfo(make_headline(report, record_mode="none", root=root), gates, FIELD_TYPES)
+    info = RunInfo(make_headline(report, record_mode="none", root=root), gates)
     written = publish(report, root / "reports", info, HtmlOptions(audio=AudioMode.LINK), stamp="T1")
     assert written == [root / "reports" / "latest", root / "reports" / "runs" / "T1"]
     for folder in written:

@@ -178,7 +178,6 @@ def finish_session(state: EvalSession, session: pytest.Session) -> Outcome:
         raise pytest.UsageError(f"audio-evals report: {exc}") from None
     infos = state.suite_infos()
     cluster_by = {name: info.get("cluster_by") for name, info in infos.items()}
-    field_types = {name: info.get("field_types", {}) for name, info in infos.items()}
     results = sorted(state.results, key=lambda r: (r.suite, r.variant, r.case_id, r.repeat))
     report = build_report(
         results,
@@ -188,7 +187,7 @@ def finish_session(state: EvalSession, session: pytest.Session) -> Outcome:
         baselines={name: info.get("baseline") for name, info in infos.items()},
         variant_order={name: info.get("variants", []) for name, info in infos.items()},
         all_pairs=report_settings.all_pairs,
-        field_types=field_types,
+        field_types={name: info.get("field_types", {}) for name, info in infos.items()},
         root=state.rootpath,
     )
     ran = {(r.suite, r.variant) for r in results}
@@ -203,9 +202,7 @@ def finish_session(state: EvalSession, session: pytest.Session) -> Outcome:
         raise pytest.UsageError(f"audio-evals: {exc}") from None
     gates = evaluate(report, rules, _scopes(state, ran), baseline) if results or rules else []
     info = RunInfo(
-        make_headline(report, record_mode=state.record_mode, root=state.rootpath),
-        tuple(gates),
-        field_types,
+        make_headline(report, record_mode=state.record_mode, root=state.rootpath), tuple(gates)
     )
     written = publish(report, state.reports_dir, info, report_settings.html) if results else []
     if state.config.getoption("update_baseline") and results:

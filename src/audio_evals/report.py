@@ -33,7 +33,6 @@ from .stats import (
 if TYPE_CHECKING:
     from .run_info import RunHeadline
 
-__all__ = ["RECORD_FIELD", "Report", "build_report", "load_report"]
 RESULT_COLUMNS = [
     "suite",
     "variant",
@@ -427,27 +426,8 @@ def comparison_frame(
 ) -> pd.DataFrame:
     """Paired comparisons (diff = B - A) of each variant with its suite's baseline, or of all pairs, Holm-adjusted together."""
     rows: list[dict[str, Any]] = []
-    columns = [
-        "suite",
-        "field",
-        "variant_a",
-        "variant_b",
-        "n",
-        "n_clusters",
-        "accuracy_a",
-        "accuracy_b",
-        "diff",
-        "ci_low",
-        "ci_high",
-        "p_value",
-        "wins",
-        "losses",
-        "ties",
-        "method",
-        "verdict",
-        "label",
-        "discordance",
-    ]
+    adjusted = ("p_adjusted", "comparisons", "mdd")
+    columns = [c for c in COMPARISON_COLUMNS if c not in adjusted]
     if results.empty:
         return pd.DataFrame(columns=COMPARISON_COLUMNS)
     for suite, sres in results.groupby("suite", sort=True):
@@ -576,7 +556,7 @@ class Report:
         out += [field_table(self.fields, suite, markdown=True), ""]
         quality = quality_table(self.fields, suite)
         if quality:
-            out += ["### Partial credit and presence (optional fields)", "", quality, ""]
+            out += ["### Partial credit (presence precision/recall for optional fields)", "", quality, ""]
         out += ["### Variants: exact record, latency, tokens, cost", ""]
         out += [variant_table(self.variants, suite), ""]
         comp = self.comparison[self.comparison["suite"] == suite]

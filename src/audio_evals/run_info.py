@@ -5,8 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import subprocess
-from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -127,11 +126,10 @@ def make_headline(
 
 @dataclass(frozen=True)
 class RunInfo:
-    """What a saved run folder needs besides its CSVs to be rendered again: headline, gates, field types."""
+    """What a saved run folder needs besides its CSVs to be rendered again: the headline and the gates."""
 
     headline: RunHeadline
     gates: tuple[GateResult, ...] = ()
-    field_types: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
 
     def to_json(self) -> str:
         """run.json's text."""
@@ -139,7 +137,6 @@ class RunInfo:
             "format": RUN_INFO_FORMAT,
             "headline": asdict(self.headline),
             "gates": [asdict(g) for g in self.gates],
-            "field_types": {s: dict(t) for s, t in self.field_types.items()},
         }
         return json.dumps(doc, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
 
@@ -160,7 +157,7 @@ class RunInfo:
             gates = tuple(GateResult(**g) for g in doc.get("gates", []))
         except (KeyError, TypeError) as exc:
             raise ValueError(f"{source}: unreadable run.json ({exc})") from None
-        return cls(headline, gates, doc.get("field_types", {}))
+        return cls(headline, gates)
 
 
 def read_run_info(folder: Path) -> RunInfo:
