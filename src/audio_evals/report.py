@@ -862,7 +862,7 @@ def load_report(folder: Path) -> Report:
     results["error"] = results["error"].fillna("")
     cases = read("cases.csv")
     cases["error"] = cases["error"].fillna("")
-    for column in ("error_message", "transcript", "audio_path"):
+    for column in ("error_message", "transcript", "reference_transcript", "audio_path"):
         if column in cases.columns:
             cases[column] = ["" if pd.isna(v) else str(v) for v in cases[column]]
     slices = optional("slices.csv", SLICE_COLUMNS)

@@ -67,7 +67,9 @@
     const tagOptions = [];
     suite.tagKeys.forEach((key, k) => {
       const values = [...new Set(suite.cases.map((c) => c[3][k]))].sort();
-      for (const value of values) tagOptions.push([k + "\u0001" + value, key + " = " + value]);
+      for (const value of values) {
+        tagOptions.push([k + "\u0001" + value, key + " = " + (value === "" ? "(none)" : value)]);
+      }
     });
     addSelect("tag", "tag", tagOptions);
     const searchWrap = el("label", {}, "search ");
