@@ -556,7 +556,12 @@ class Report:
         out += [field_table(self.fields, suite, markdown=True), ""]
         quality = quality_table(self.fields, suite)
         if quality:
-            out += ["### Partial credit (presence precision/recall for optional fields)", "", quality, ""]
+            out += [
+                "### Partial credit (presence precision/recall for optional fields)",
+                "",
+                quality,
+                "",
+            ]
         out += ["### Variants: exact record, latency, tokens, cost", ""]
         out += [variant_table(self.variants, suite), ""]
         comp = self.comparison[self.comparison["suite"] == suite]
