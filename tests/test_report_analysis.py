@@ -335,3 +335,29 @@ def test_report_command_explains_a_folder_it_cannot_read(
     frame.to_csv(comparison, index=False)
     assert main(["report", str(tmp_path / "run")]) == 2
     assert "lacks column(s) p_adjusted" in capsys.readouterr().err
+
+
+def test_heatmap_keeps_the_most_populous_slices_and_says_what_it_left_out(tmp_path: Path) -> None:
+    from audio_evals.html_report import build_page
+
+    report = build_report(_run(n=12, variants=("a",)))
+    info = RunInfo(make_headline(report, record_mode="none", root=tmp_path))
+    html = build_page(report, info, HtmlOptions(max_slice_columns=4)).render(tmp_path)
+    # condition (2 values), speaker (4) and duration (5) share 4 columns: 1 + 1 + 1 at least each
+    assert "Too many slices to draw them all" in html
+    assert "speaker: 1 of 4 values shown; audio duration: 1 of 5 values shown" in html
+    full = build_page(report, info, HtmlOptions()).render(tmp_path)
+    assert "Too many slices" not in full
+
+
+def test_column_quota_keeps_small_dimensions_whole() -> None:
+    from audio_evals.html_report import column_quota
+
+    assert column_quota({"condition": 3, "speaker": 200, "duration": 6}, 40) == {
+        "condition": 3,
+        "speaker": 31,
+        "duration": 6,
+    }
+    assert column_quota({"a": 2, "b": 2}, 40) == {"a": 2, "b": 2}
+    assert column_quota({"a": 50, "b": 50}, 40) == {"a": 20, "b": 20}
+    assert column_quota({"a": 9, "b": 9, "c": 9}, 2) == {"a": 1, "b": 1, "c": 1}

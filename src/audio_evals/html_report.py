@@ -265,22 +265,41 @@ def _comparison_section(report: Report, suite: str) -> str:
     )
 
 
+def column_quota(sizes: Mapping[str, int], total: int) -> dict[str, int]:
+    """Heatmap columns per dimension within a total: small dimensions whole, the rest share what is left (at least 1 each)."""
+    quota = {d: 0 for d in sizes}
+    left = dict(sizes)
+    budget = total
+    while left:
+        share = max(1, budget // len(left))
+        small = {d: n for d, n in left.items() if n <= share}
+        if not small:
+            for d in left:
+                quota[d] = share
+            break
+        for d, n in small.items():
+            quota[d] = n
+            budget -= n
+            del left[d]
+    return quota
+
+
 def _slices_section(report: Report, suite: str, options: HtmlOptions) -> str:
     ss = report.slices[report.slices["suite"] == suite] if not report.slices.empty else None
     if ss is None or ss.empty:
         return ""
     fields = [RECORD_FIELD, *dict.fromkeys(f for f in ss["field"] if f != RECORD_FIELD)]
+    dims = {dim: slice_values(ss[ss["dimension"] == dim]) for dim in dict.fromkeys(ss["dimension"])}
+    quota = column_quota({d: len(v) for d, v in dims.items()}, options.max_slice_columns)
     columns: list[str] = []
     column_of: dict[tuple[str, str], str] = {}
     dropped: list[str] = []
-    for dim in dict.fromkeys(ss["dimension"]):
-        sd = ss[ss["dimension"] == dim]
-        values = slice_values(sd)
-        room = options.max_slice_columns - len(columns)
-        if len(values) > room:
+    for dim, values in dims.items():
+        if len(values) > quota[dim]:
+            sd = ss[ss["dimension"] == dim]
             sizes = sd.groupby("slice")["n"].max().sort_values(ascending=False, kind="stable")
-            keep = set(sizes.index[: max(room, 0)])
-            dropped.append(f"{dim}: {len(values) - len(keep)} of {len(values)} values")
+            keep = set(sizes.index[: quota[dim]])
+            dropped.append(f"{dim}: {len(keep)} of {len(values)} values shown")
             values = [v for v in values if v in keep]
         for v in values:
             name = f"{'duration' if dim == DURATION else dim}: {v}"
@@ -293,9 +312,8 @@ def _slices_section(report: Report, suite: str, options: HtmlOptions) -> str:
     ]
     if dropped:
         parts.append(
-            '<p class="warn">Not drawn (most populous slices kept; all are in slices.csv): '
-            + _e("; ".join(dropped))
-            + "</p>"
+            '<p class="warn">Too many slices to draw them all (the most populous are drawn; '
+            "every one is in slices.csv): " + _e("; ".join(dropped)) + "</p>"
         )
     for variant in dict.fromkeys(ss["variant"]):
         sv = ss[ss["variant"] == variant]
