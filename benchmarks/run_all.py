@@ -28,6 +28,7 @@ BENCHMARKS = (
     "live_concurrency",
     "replay_memory",
     "dataset_load",
+    "report_scale",
 )
 
 

@@ -46,7 +46,11 @@ KEEP_BEFORE_S = 0.1
 
 
 def make_client(
-    *, base_url: str | None = None, api_key: str | None = None, timeout: float = 60.0, max_retries: int = 2
+    *,
+    base_url: str | None = None,
+    api_key: str | None = None,
+    timeout: float = 60.0,
+    max_retries: int = 2,
 ) -> instructor.Instructor:
     """The application's OpenAI client, wrapped by instructor (tools mode: audio models reject json_schema)."""
     raw = OpenAI(base_url=base_url, api_key=api_key, timeout=timeout, max_retries=max_retries)
@@ -73,7 +77,9 @@ def digits_only(number: str | None) -> str | None:
 def extract_intake(path: Path, *, client: instructor.Instructor, model: str) -> AppointmentRequest:
     """Fill the booking form from one voicemail."""
     wav = trim_leading_silence(path)
-    audio = Audio(source=str(path), data=base64.b64encode(wav).decode("ascii"), media_type="audio/wav")
+    audio = Audio(
+        source=str(path), data=base64.b64encode(wav).decode("ascii"), media_type="audio/wav"
+    )
     form = client.chat.completions.create(
         model=model,
         response_model=AppointmentRequest,

@@ -10,6 +10,7 @@ import subprocess
 import sys
 import wave
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -74,3 +75,30 @@ def require_tool(name: str) -> str:
     if not found:
         pytest.skip(f"`{name}` is not installed (apt-get install {name}); .ci/run installs it")
     return found
+
+
+# Flags that work for Debian's chromium here: no sandbox (root), no GPU, nothing that phones home.
+CHROMIUM_ARGS = (
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--autoplay-policy=no-user-gesture-required",
+)
+
+
+def chromium_path() -> str:
+    """Debian's chromium, or skip with the reason (.ci/run installs it)."""
+    found = shutil.which("chromium")
+    if not found:
+        pytest.skip("`chromium` is not installed (apt-get install chromium); .ci/run installs it")
+    return found
+
+
+def launch_chromium(playwright: Any, executable: str) -> Any:
+    """A headless chromium from the system's binary, driven by Playwright (which downloads none)."""
+    return playwright.chromium.launch(executable_path=executable, args=list(CHROMIUM_ARGS))

@@ -136,3 +136,41 @@ def test_audio_evals_run_replays_a_suite_without_pytest(
     results = (tmp_path / "latest" / "results.csv").read_text(encoding="utf-8").splitlines()
     assert len(results) == 1 + 4 * 32 * 2  # 4 replayed variants x 32 cases x 2 fields
     assert "not run: person/gpt-audio-1.5" in out
+
+
+def test_init_makes_a_project_whose_pytest_passes_at_once(tmp_path: Path) -> None:
+    project = tmp_path / "new"
+    proc = subprocess.run(
+        [sys.executable, "-m", "audio_evals.cli", "init", str(project)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 0, proc.stderr
+    steps = [line for line in proc.stdout.splitlines() if line.strip()[:2] in ("1.", "2.", "3.")]
+    assert len(steps) == 3 and "audio-evals import" in steps[0]
+    for made in (
+        "pyproject.toml",
+        "conftest.py",
+        ".gitignore",
+        ".github/workflows/evals.yml",
+        "evals/example.eval.toml",
+        "evals/extract.py",
+        "datasets/example/metadata.schema.json",
+        "datasets/mine/metadata.schema.json",
+        "reports/baseline.json",
+    ):
+        assert (project / made).is_file(), made
+    run = run_pytest(project)  # pytest, as the new user runs it: testpaths = evals
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "6 passed" in run.stdout and "audio-evals gates: 0 failed" in run.stdout
+    assert "local server" not in run.stdout.lower()  # replayed from the template's cassettes
+    cases = (project / "reports" / "latest" / "cases.csv").read_text(encoding="utf-8")
+    assert "evals.extract:extract" in cases  # the custom extractor ran
+    again = subprocess.run(
+        [sys.executable, "-m", "audio_evals.cli", "init", str(project)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert again.returncode == 1 and "nothing was written" in again.stderr

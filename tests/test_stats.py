@@ -10,14 +10,20 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from statsmodels.stats.contingency_tables import mcnemar
+from statsmodels.stats.multitest import multipletests
 from statsmodels.stats.proportion import proportion_confint
 
 from audio_evals.stats import (
     AccuracySummary,
+    Label,
     PairedResult,
     accuracy_summary,
+    adjusted_label,
+    adjusted_verdict,
     bootstrap_mean_ci,
     consistency,
+    holm_adjust,
+    min_detectable_difference,
     paired_comparison,
     verdict,
     wilson_interval,
@@ -359,3 +365,80 @@ def test_sign_flip_pvalue_is_exact_with_repeats(cases):
         expected = 1.0
     result = paired_comparison(a, b, clusters=clusters)
     assert result.p_value == pytest.approx(expected, rel=1e-9, abs=1e-12)
+
+
+# --------------------------------------------------------------------------- Holm, detectable difference
+
+
+@given(st.lists(st.floats(min_value=0.0, max_value=1.0), min_size=1, max_size=40))
+@settings(max_examples=40, deadline=None)  # statsmodels' multipletests costs ~25 ms a call
+def test_holm_matches_statsmodels(p_values):
+    np.testing.assert_allclose(
+        holm_adjust(p_values), multipletests(p_values, method="holm")[1], rtol=1e-12
+    )
+
+
+def test_holm_leaves_untested_out_of_the_count():
+    adjusted = holm_adjust([0.01, math.nan, 0.04])
+    assert math.isnan(adjusted[1])
+    np.testing.assert_allclose(adjusted[[0, 2]], multipletests([0.01, 0.04], method="holm")[1])
+    with pytest.raises(ValueError):
+        holm_adjust([1.5])
+
+
+@pytest.mark.parametrize(("n", "discordance"), [(200, 0.3), (400, 0.15), (1000, 0.1)])
+def test_minimum_detectable_difference_has_the_stated_power_under_exact_mcnemar(n, discordance):
+    """Simulate paired 0/1 data with the detectable difference as the true one: ~80% are detected."""
+    mdd = min_detectable_difference(n, discordance)
+    assert 0 < mdd < 1
+    psi = max(discordance, mdd)
+    rng = np.random.default_rng(11)
+    detected = 0
+    runs = 400
+    for _ in range(runs):
+        # each case: B wins with (psi + d)/2, loses with (psi - d)/2, ties otherwise
+        u = rng.random(n)
+        wins = u < (psi + mdd) / 2
+        losses = (u >= (psi + mdd) / 2) & (u < psi)
+        a = np.where(losses, 1.0, 0.0)
+        b = np.where(wins, 1.0, 0.0)
+        detected += paired_comparison(a, b).label == Label.BETTER
+    assert 0.72 <= detected / runs <= 0.88, (mdd, detected / runs)
+
+
+def test_minimum_detectable_difference_shrinks_with_n_and_grows_with_stricter_alpha():
+    values = [min_detectable_difference(n, 0.2) for n in (32, 100, 1000, 5000)]
+    assert values == sorted(values, reverse=True)
+    assert min_detectable_difference(100, 0.2, alpha=0.05 / 20) > values[1]
+    assert min_detectable_difference(100, 0.0) > 0, "agreeing variants still need n to tell"
+    assert math.isnan(min_detectable_difference(3, 0.5)), "3 cases detect nothing"
+    assert math.isnan(min_detectable_difference(0, 0.5))
+
+
+def test_adjusted_verdict_says_holm_and_what_n_detects():
+    better = adjusted_verdict(
+        adjusted_label(0.1, 0.3, 0.001),
+        diff=0.2,
+        p_value=0.0001,
+        p_adjusted=0.001,
+        comparisons=12,
+        n=48,
+        n_clusters=48,
+        mdd=0.15,
+    )
+    assert better == "better (+20.0 pts, p=0.001, Holm-adjusted over 12 comparisons)"
+    lost = adjusted_verdict(
+        adjusted_label(0.01, 0.3, 0.12),
+        diff=0.15,
+        p_value=0.01,
+        p_adjusted=0.12,
+        comparisons=12,
+        n=48,
+        n_clusters=48,
+        mdd=0.31,
+    )
+    assert lost == (
+        "no detectable difference at n=48 (this n detects differences of 31 pts or more, "
+        "80% power); p=0.01 before adjustment, p=0.12 Holm-adjusted over 12 comparisons"
+    )
+    assert adjusted_label(-0.3, -0.1, 0.01) == Label.WORSE

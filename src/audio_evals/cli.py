@@ -1,23 +1,27 @@
-"""`audio-evals`: run suites without pytest, make and check datasets, serve the local model, compare runs."""
+"""`audio-evals`: run suites without pytest, make and check datasets, serve the local model, compare and render runs."""
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
 import pandas as pd
 
+from .html_report import AudioMode
 from .report import (
     RECORD_FIELD,
     Report,
+    adjust_comparisons,
     comparison_row,
     comparison_table,
     load_report,
     per_case_scores,
 )
 from .stats import paired_comparison
+from .terminal import LineKind
 
 
 def compare_reports(a: Report, b: Report) -> pd.DataFrame:
@@ -42,13 +46,13 @@ def compare_reports(a: Report, b: Report) -> pd.DataFrame:
                     "variant": variant,
                 }
             )
-    return pd.DataFrame(rows)
+    return adjust_comparisons(pd.DataFrame(rows))
 
 
 def _cmd_compare(args: argparse.Namespace) -> int:
     try:
         a, b = load_report(Path(args.a)), load_report(Path(args.b))
-    except FileNotFoundError as exc:
+    except (FileNotFoundError, ValueError) as exc:
         print(f"audio-evals compare: {exc}", file=sys.stderr)
         return 2
     frame = compare_reports(a, b)
@@ -68,6 +72,48 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     (out / "comparison.md").write_text(text, encoding="utf-8")
     print(text)
     print(f"written: {out / 'comparison.csv'}, {out / 'comparison.md'}")
+    return 0
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from .html_report import HtmlOptions, build_page
+    from .run_info import read_run_info
+
+    folder = Path(args.run_dir)
+    try:
+        report = load_report(folder)
+        info = read_run_info(folder)
+    except (FileNotFoundError, ValueError) as exc:
+        print(f"audio-evals report: {exc}", file=sys.stderr)
+        return 2
+    if args.root:
+        root = Path(args.root)
+        if not root.is_dir():
+            print(f"audio-evals report: --root {root} is not a folder", file=sys.stderr)
+            return 2
+        headline = dataclasses.replace(info.headline, root=str(root.resolve()))
+        info = dataclasses.replace(info, headline=headline)
+    options = HtmlOptions(AudioMode(args.audio), int(args.embed_audio_max_mb * 1024 * 1024))
+    path = build_page(report, info, options).write(folder)
+    print(f"written: {path}")
+    return 0
+
+
+def _cmd_init(args: argparse.Namespace) -> int:
+    from .init import NEXT_STEPS, InitError, init_project
+
+    try:
+        result = init_project(Path(args.dir))
+    except InitError as exc:
+        print(f"audio-evals init: {exc}", file=sys.stderr)
+        return 1
+    print(f"made an eval project in {result.root} ({len(result.files)} files).")
+    print(
+        f"Check it: cd {result.root} && pip install -e . && pytest   (replays the example offline)"
+    )
+    print("Next:")
+    for i, step in enumerate(NEXT_STEPS, start=1):
+        print(f"  {i}. {step}")
     return 0
 
 
@@ -108,7 +154,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         print(f"audio-evals run: {exc}", file=sys.stderr)
         return 2
     for line in outcome.lines:
-        print(f" {line.text} ".center(88, line.sep) if line.sep else line.text)
+        print(f" {line.text} ".center(88, "=") if line.kind is LineKind.SEP else line.text)
     errored = sum(1 for r in run.results if r.error_kind)
     return 1 if outcome.failed or errored or run.interrupted else 0
 
@@ -137,6 +183,9 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("b", help="report folder B (e.g. reports/latest)")
     compare.add_argument("--out", help="where to write comparison.csv/.md (default: B/compare)")
     compare.set_defaults(func=_cmd_compare)
+    init = sub.add_parser("init", help="make a working eval project (green at once) to start from")
+    init.add_argument("dir", nargs="?", default=".", help="the folder (default: the current one)")
+    init.set_defaults(func=_cmd_init)
     run = sub.add_parser(
         "run", help="run or replay suites without pytest, write the report, judge the gates"
     )
@@ -168,6 +217,26 @@ def build_parser() -> argparse.ArgumentParser:
         "--no-write", action="store_true", help="print the summary only, write no report"
     )
     run.set_defaults(func=_cmd_run)
+    report = sub.add_parser(
+        "report", help="write report.html again from a saved run folder (e.g. reports/latest)"
+    )
+    report.add_argument("run_dir", help="a run folder written by pytest evals")
+    report.add_argument(
+        "--audio",
+        choices=[str(mode) for mode in AudioMode],
+        default=str(AudioMode.AUTO),
+        help="put the clips inside the page, link them, or embed up to --embed-audio-max-mb (auto)",
+    )
+    report.add_argument(
+        "--embed-audio-max-mb",
+        type=float,
+        default=10.0,
+        help="auto embeds the clips when they total at most this many MiB (default 10)",
+    )
+    report.add_argument(
+        "--root", help="project root the clips' paths are relative to (default: the run's)"
+    )
+    report.set_defaults(func=_cmd_report)
     from .dataset_commands import add_dataset_commands
 
     add_dataset_commands(sub)

@@ -26,6 +26,7 @@ from . import cassettes as cas
 from . import forked
 from .cassettes import RecordMode
 from .extractors import ClientFactory
+from .field_types import categorical_fields
 from .netguard import blocked_network
 from .project import Project
 from .results import CaseResult, EvalRef
@@ -104,6 +105,7 @@ class SuiteInfo:
     baseline: str
     n_cases: int
     has_transcripts: bool
+    field_types: dict[str, str]
 
     @classmethod
     def of(cls, suite: Suite) -> SuiteInfo:
@@ -119,6 +121,9 @@ class SuiteInfo:
             baseline=suite.baseline_variant,
             n_cases=len(suite.dataset),
             has_transcripts=suite.dataset.has_transcripts,
+            field_types={
+                path: str(kind) for path, kind in categorical_fields(suite.response_model).items()
+            },
         )
 
 

@@ -43,12 +43,8 @@ def atomic_copy(source: Path, path: Path) -> None:
         raise
 
 
-def replace_folder(source: Path, target: Path) -> None:
-    """Make `target` a copy of folder `source`, swapping it in whole (never a half-copied folder)."""
-    staging = target.with_name(f".{target.name}.tmp")
-    if staging.exists():
-        shutil.rmtree(staging)
-    shutil.copytree(source, staging)
+def swap_folder(staging: Path, target: Path) -> None:
+    """Put the finished folder `staging` in place of `target` (a reader never sees a half-written one)."""
     old = target.with_name(f".{target.name}.old")
     if old.exists():
         shutil.rmtree(old)

@@ -7,7 +7,6 @@ are library calls; `finish(run, ...)` does all of them the way `pytest evals` do
 
 from __future__ import annotations
 
-import datetime as dt
 import os
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -15,24 +14,23 @@ from pathlib import Path
 from typing import Any
 
 from .engine import BatchStatus, Run
-from .files import replace_folder
 from .gates import (
-    FAILED,
-    NOT_EVALUATED,
     GateConfigError,
     GateResult,
     GateRules,
     Scope,
     evaluate,
-    gates_markdown,
     merge_baseline,
     parse_rules,
     read_baseline,
     write_baseline,
 )
 from .pricing import PriceTable, load_price_table
-from .report import Report, field_table
+from .report import Report
 from .report import build_report as report_from_results
+from .report_files import ReportSettings, publish
+from .run_info import RunInfo, make_headline
+from .terminal import Line, summary_lines
 
 DEFAULT_BASELINE = "reports/baseline.json"
 
@@ -74,17 +72,31 @@ def _prices(run: Run) -> dict[str, PriceTable]:
     }
 
 
+def report_settings(run: Run) -> ReportSettings:
+    """The project's `[tool.audio-evals.report]` settings (ReportConfigError when one is wrong)."""
+    return ReportSettings.from_settings(
+        run.project.settings, f"{run.project.root / 'pyproject.toml'} [tool.audio-evals.report]"
+    )
+
+
 def build_report(run: Run) -> Report:
-    """All frames of a run (results, cases, fields, variants, comparisons) with its scopes."""
+    """All frames of a run (results, cases, fields, variants, comparisons, slices) with its headline."""
     results = sorted(run.results, key=lambda r: (r.suite, r.variant, r.case_id, r.repeat))
     report = report_from_results(
         results,
         skips=run.skips,
         prices=_prices(run),
         cluster_by={name: info.cluster_by for name, info in run.suites.items()},
+        baselines={name: info.baseline for name, info in run.suites.items()},
+        variant_order={name: info.variants for name, info in run.suites.items()},
+        all_pairs=report_settings(run).all_pairs,
+        field_types={name: info.field_types for name, info in run.suites.items()},
+        root=run.project.root,
     )
     report.scopes = _scopes(run)
-    report.root = run.project.root
+    report.headline = make_headline(
+        report, record_mode=str(run.record_mode), root=run.project.root, when=run.started_at
+    )
     return report
 
 
@@ -106,24 +118,16 @@ def evaluate_gates(
 
 
 def write_report(
-    report: Report, reports_dir: Path, *, gates: Iterable[GateResult] = (), latest: bool = True
+    report: Report, reports_dir: Path, *, gates: Iterable[GateResult] = (), run: Run | None = None
 ) -> list[Path]:
-    """Write the report into `reports_dir/runs/<UTC time>/` and, by default, as `reports_dir/latest/`."""
-    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S%fZ")
-    run_dir = reports_dir / "runs" / stamp
-    report.write(run_dir, "\n## Gates\n\n" + gates_markdown(list(gates)))
-    if not latest:
-        return [run_dir]
-    replace_folder(run_dir, reports_dir / "latest")
-    return [reports_dir / "latest", run_dir]
-
-
-@dataclass(frozen=True)
-class Line:
-    """One line of the terminal summary; `sep` set for a separator line (pytest's `write_sep`)."""
-
-    text: str
-    sep: str | None = None
+    """Write the report into `reports_dir/runs/<UTC time>/` and as `reports_dir/latest/`: the CSVs,
+    summary.md, run.json and report.html (the HTML settings are the project's when `run` is given)."""
+    if report.headline is None:
+        raise ValueError(
+            "write_report needs a report made by build_report(run) (it has no headline)"
+        )
+    html = report_settings(run).html if run is not None else None
+    return publish(report, reports_dir, RunInfo(report.headline, tuple(gates)), html)
 
 
 @dataclass
@@ -143,47 +147,9 @@ class Outcome:
 
     @property
     def lines(self) -> list[Line]:
-        """The terminal summary: per-field tables, hygiene, notes and the gates."""
-        out = [Line("audio-evals: field accuracy (95% CI, n)", "=")]
-        report = self.report
-        if report.cases.empty:
-            out.append(Line("no case was scored"))
-        for suite in sorted(set(report.cases["suite"])) if not report.cases.empty else []:
-            out.append(Line(f"suite {suite}"))
-            out += [Line("  " + line) for line in field_table(report.fields, suite).splitlines()]
-            for _, r in report.variants[report.variants["suite"] == suite].iterrows():
-                cost = r["cost_per_case_usd"]
-                cost_text = "cost unknown" if cost != cost else f"${cost * 1000:.2f}/1k cases"
-                out.append(
-                    Line(
-                        f"  {r['variant']}: exact record {100 * r['exact_accuracy']:.1f}% "
-                        f"[{100 * r['ci_low']:.0f}, {100 * r['ci_high']:.0f}] n={int(r['n'])}, "
-                        f"errors {int(r['errors'])}, p95 {r['latency_p95_ms']:.0f} ms "
-                        f"({r['latency_source']}), {cost_text}"
-                    )
-                )
-            comp = report.comparison
-            if not comp.empty:
-                for _, c in comp[
-                    (comp["suite"] == suite) & (comp["field"] == "(record)")
-                ].iterrows():
-                    out.append(
-                        Line(
-                            f"  {c['variant_b']} vs {c['variant_a']} (exact record): "
-                            f"{100 * c['diff']:+.1f} pts [{100 * c['ci_low']:+.0f}, "
-                            f"{100 * c['ci_high']:+.0f}] -> {c['verdict']}"
-                        )
-                    )
-        out += [Line(f"not run: {s['suite']}/{s['variant']}: {s['reason']}") for s in report.skips]
-        out += [Line(f"cassettes: {note}") for note in self.hygiene]
-        out += [Line(note) for note in self.notes]
-        if self.gates:
-            failed = [g for g in self.gates if g.status == FAILED]
-            out.append(Line(f"audio-evals gates: {len(failed)} failed of {len(self.gates)}", "="))
-            marks = {"passed": "PASS", "failed": "FAIL", NOT_EVALUATED: "N/E "}
-            out += [Line(f"{marks[g.status]} {g.name}: {g.detail}") for g in self.gates]
-        out += [Line(f"report written: {path}") for path in self.written]
-        return out
+        """The short terminal summary: field tables, variants, verdicts, notes, gates, the report."""
+        notes = [f"cassettes: {note}" for note in self.hygiene] + self.notes
+        return summary_lines(self.report, self.gates, written=self.written, notes=notes)
 
 
 def hygiene(run: Run, *, prune: bool, all_suites_collected: bool) -> list[str]:
@@ -264,7 +230,7 @@ def finish_run(
     summary = os.environ.get("GITHUB_STEP_SUMMARY")
     if summary and run.results:
         with open(summary, "a", encoding="utf-8") as fh:
-            fh.write(report.markdown() + "\n## Gates\n\n" + gates_markdown(gates))
+            fh.write(report.markdown(headline=report.headline, gates=gates))
     return Outcome(
         report,
         gates,
@@ -276,7 +242,6 @@ def finish_run(
 
 __all__ = [
     "GateConfigError",
-    "Line",
     "Outcome",
     "build_report",
     "evaluate_gates",

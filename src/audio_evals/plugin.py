@@ -461,9 +461,11 @@ class EvalSession:
         """Print the per-field tables, cassette hygiene and the gate verdicts."""
         if self.outcome is None:
             return
+        from .terminal import LineKind
+
         for line in self.outcome.lines:
-            if line.sep:
-                terminalreporter.write_sep(line.sep, line.text)
+            if line.kind is LineKind.SEP:
+                terminalreporter.write_sep("=", line.text)
             else:
                 terminalreporter.write_line(line.text)
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -70,26 +69,3 @@ class Project:
             return str(Path(path).resolve().relative_to(self.root))
         except ValueError:
             return str(path)
-
-    def commit(self) -> str | None:
-        """The git commit checked out at the root (with `-dirty` when files changed), if any."""
-        try:
-            head = subprocess.run(
-                ["git", "rev-parse", "--short=12", "HEAD"],
-                cwd=self.root,
-                capture_output=True,
-                text=True,
-                timeout=10,
-            )
-            if head.returncode != 0:
-                return None
-            dirty = subprocess.run(
-                ["git", "status", "--porcelain", "--untracked-files=no"],
-                cwd=self.root,
-                capture_output=True,
-                text=True,
-                timeout=10,
-            )
-        except (OSError, subprocess.SubprocessError):
-            return None
-        return head.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")

@@ -5,20 +5,35 @@ from __future__ import annotations
 import itertools
 import json
 import math
+import os
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
+from .confusion import CONFUSION_COLUMNS, confusion_frame, confusion_markdown
 from .files import atomic_write
+from .gates import GateResult, gates_markdown
 from .pricing import PriceTable, Usage, load_price_table, usage_from_response
 from .results import CaseResult
-from .stats import PairedResult, accuracy_summary, consistency, paired_comparison
+from .slices import RECORD_FIELD, SLICE_COLUMNS, slices_frame, slices_markdown
+from .stats import (
+    PairedResult,
+    accuracy_summary,
+    adjusted_label,
+    adjusted_verdict,
+    consistency,
+    holm_adjust,
+    min_detectable_difference,
+    paired_comparison,
+)
 
-RECORD_FIELD = "(record)"
+if TYPE_CHECKING:
+    from .run_info import RunHeadline
+
 RESULT_COLUMNS = [
     "suite",
     "variant",
@@ -103,10 +118,22 @@ def case_usage_and_cost(result: CaseResult, table: PriceTable) -> tuple[Usage, f
     return total, cost
 
 
+def project_relative(path: str, root: Path | None) -> str:
+    """A path relative to the project root when it lies under it (POSIX separators), else as given."""
+    if not path or root is None or not os.path.isabs(path):
+        return path
+    try:
+        return Path(os.path.abspath(path)).relative_to(os.path.abspath(root)).as_posix()
+    except ValueError:
+        return path
+
+
 def cases_frame(
-    results: Iterable[CaseResult], prices: Mapping[str, PriceTable] | None = None
+    results: Iterable[CaseResult],
+    prices: Mapping[str, PriceTable] | None = None,
+    root: Path | None = None,
 ) -> pd.DataFrame:
-    """One row per (suite, variant, case, repeat): outcome, exact record, tokens, cost, latency, transcript."""
+    """One row per (suite, variant, case, repeat): outcome, exact record, tokens, cost, latency, transcript, audio."""
     rows: list[dict[str, Any]] = []
     default_prices = load_price_table()
     for r in results:
@@ -132,8 +159,9 @@ def cases_frame(
             "audio_output_tokens": usage.audio_output_tokens,
             "cost_usd": cost,
             "audio_seconds": r.audio_seconds,
-            "audio_path": r.audio_path,
+            "audio_path": project_relative(r.audio_path, root),
             "transcript": r.transcript or "",
+            "reference_transcript": r.reference_transcript or "",
             "wer": word_error_rate(r.reference_transcript, r.transcript),
             "predicted": r.predicted,
             "expected": r.expected,
@@ -288,6 +316,7 @@ def comparison_row(suite: str, fld: str, a: str, b: str, res: PairedResult) -> d
         "variant_a": a,
         "variant_b": b,
         "n": res.n,
+        "n_clusters": res.n_clusters,
         "accuracy_a": res.mean_a,
         "accuracy_b": res.mean_b,
         "diff": res.diff,
@@ -299,8 +328,64 @@ def comparison_row(suite: str, fld: str, a: str, b: str, res: PairedResult) -> d
         "ties": res.ties,
         "method": res.method,
         "verdict": res.verdict,
-        "label": res.label,
+        "label": str(res.label),
+        "discordance": res.discordance,
     }
+
+
+def adjust_comparisons(frame: pd.DataFrame, alpha: float = 0.05) -> pd.DataFrame:
+    """Holm-adjust the p-values of a run's comparisons together; labels, verdicts and detectable differences follow."""
+    if frame.empty:
+        return frame.assign(p_adjusted=[], comparisons=[], mdd=[])
+    out = frame.copy()
+    out["p_adjusted"] = holm_adjust(out["p_value"].to_numpy(dtype=float))
+    m = int(out["p_adjusted"].notna().sum())
+    out["comparisons"] = m
+    per_test_alpha = alpha / max(m, 1)
+    out["mdd"] = [
+        min_detectable_difference(int(k), float(d), alpha=per_test_alpha)
+        if int(k) > 0 and math.isfinite(float(d))
+        else math.nan
+        for k, d in zip(out["n_clusters"], out["discordance"], strict=True)
+    ]
+    labels = [
+        adjusted_label(lo, hi, p, alpha)
+        for lo, hi, p in zip(out["ci_low"], out["ci_high"], out["p_adjusted"], strict=True)
+    ]
+    out["label"] = [str(label) for label in labels]
+    out["verdict"] = [
+        adjusted_verdict(
+            label,
+            diff=float(r.diff),
+            p_value=float(r.p_value),
+            p_adjusted=float(r.p_adjusted),
+            comparisons=m,
+            n=int(r.n),
+            n_clusters=int(r.n_clusters),
+            mdd=float(r.mdd),
+            alpha=alpha,
+        )
+        for label, r in zip(labels, out.itertuples(index=False), strict=True)
+    ]
+    return out
+
+
+def comparison_pairs(
+    variants: Sequence[str], baseline: str | None, all_pairs: bool = False
+) -> list[tuple[str, str]]:
+    """The (A, B) pairs to compare: each variant against the baseline (default: the first), or every pair."""
+    if all_pairs:
+        return list(itertools.combinations(variants, 2))
+    base = baseline if baseline is not None else (variants[0] if variants else None)
+    if base not in variants:
+        return []
+    return [(base, v) for v in variants if v != base]
+
+
+def _ordered(ran: Iterable[str], declared: Sequence[str]) -> list[str]:
+    """Variants that ran, in declared order (any not declared after, alphabetically)."""
+    position = {v: i for i, v in enumerate(declared)}
+    return sorted(dict.fromkeys(ran), key=lambda v: (position.get(v, len(position)), v))
 
 
 def per_case_scores(report: Report, suite: str, variant: str, fld: str) -> pd.Series:
@@ -313,38 +398,51 @@ def per_case_scores(report: Report, suite: str, variant: str, fld: str) -> pd.Se
     return sel.groupby("case_id")["correct"].mean().astype(float)
 
 
+COMPARISON_COLUMNS = [
+    "suite",
+    "field",
+    "variant_a",
+    "variant_b",
+    "n",
+    "n_clusters",
+    "accuracy_a",
+    "accuracy_b",
+    "diff",
+    "ci_low",
+    "ci_high",
+    "p_value",
+    "p_adjusted",
+    "comparisons",
+    "mdd",
+    "discordance",
+    "wins",
+    "losses",
+    "ties",
+    "method",
+    "verdict",
+    "label",
+]
+
+
 def comparison_frame(
     results: pd.DataFrame,
     cases: pd.DataFrame,
-    pairs: Mapping[str, Sequence[tuple[str, str]]] | None = None,
     cluster_by: Mapping[str, str | None] | None = None,
+    *,
+    baselines: Mapping[str, str | None] | None = None,
+    variant_order: Mapping[str, Sequence[str]] | None = None,
+    all_pairs: bool = False,
+    alpha: float = 0.05,
 ) -> pd.DataFrame:
-    """Paired comparison per (suite, field, variant pair) on the cases both variants scored (diff = b - a)."""
+    """Paired comparisons (diff = B - A) of each variant with its suite's baseline, or of all pairs, Holm-adjusted together."""
     rows: list[dict[str, Any]] = []
-    columns = [
-        "suite",
-        "field",
-        "variant_a",
-        "variant_b",
-        "n",
-        "accuracy_a",
-        "accuracy_b",
-        "diff",
-        "ci_low",
-        "ci_high",
-        "p_value",
-        "wins",
-        "losses",
-        "ties",
-        "method",
-        "verdict",
-        "label",
-    ]
+    adjusted = ("p_adjusted", "comparisons", "mdd")
+    columns = [c for c in COMPARISON_COLUMNS if c not in adjusted]
     if results.empty:
-        return pd.DataFrame(columns=columns)
+        return pd.DataFrame(columns=COMPARISON_COLUMNS)
     for suite, sres in results.groupby("suite", sort=True):
-        variants = list(dict.fromkeys(sres["variant"]))
-        suite_pairs = (pairs or {}).get(suite) or list(itertools.combinations(variants, 2))
+        variants = _ordered(sres["variant"], (variant_order or {}).get(suite, ()))
+        suite_pairs = comparison_pairs(variants, (baselines or {}).get(suite), all_pairs)
         fields = [RECORD_FIELD, *dict.fromkeys(sres["field"])]
         tag_col = f"tag.{(cluster_by or {}).get(suite)}" if (cluster_by or {}).get(suite) else None
         for a, b in suite_pairs:
@@ -370,7 +468,7 @@ def comparison_frame(
                     joined["a"].to_numpy(), joined["b"].to_numpy(), clusters=clusters
                 )
                 rows.append(comparison_row(suite, fld, a, b, res))
-    return pd.DataFrame(rows, columns=columns)
+    return adjust_comparisons(pd.DataFrame(rows, columns=columns), alpha)[COMPARISON_COLUMNS]
 
 
 def ablation_frame(fields: pd.DataFrame, pipelines: Mapping[tuple[str, str], str]) -> pd.DataFrame:
@@ -419,11 +517,21 @@ class Report:
     comparison: pd.DataFrame
     ablation: pd.DataFrame
     skips: list[dict[str, str]]
+    slices: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=SLICE_COLUMNS))
+    confusion: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=CONFUSION_COLUMNS))
+    notes: list[str] = field(default_factory=list)
     scopes: list[Any] = field(default_factory=list)
     root: Path | None = None
+    headline: RunHeadline | None = None
 
-    def write(self, folder: Path, extra_markdown: str = "") -> None:
-        """Write results.csv, cases.csv, fields.csv, variants.csv, comparison.csv, ablation.csv and summary.md."""
+    def write(
+        self,
+        folder: Path,
+        *,
+        headline: RunHeadline | None = None,
+        gates: Sequence[GateResult] | None = None,
+    ) -> None:
+        """Write the CSVs (results, cases, fields, variants, comparison, ablation, slices, confusion) and summary.md."""
         folder.mkdir(parents=True, exist_ok=True)
         _write_csv(self.results, folder / "results.csv")
         _write_csv(self.cases, folder / "cases.csv")
@@ -431,41 +539,71 @@ class Report:
         _write_csv(self.variants, folder / "variants.csv")
         _write_csv(self.comparison, folder / "comparison.csv")
         _write_csv(self.ablation, folder / "ablation.csv")
-        atomic_write(folder / "summary.md", self.markdown() + extra_markdown)
+        _write_csv(self.slices, folder / "slices.csv")
+        _write_csv(self.confusion, folder / "confusion.csv")
+        atomic_write(folder / "summary.md", self.markdown(headline=headline, gates=gates))
 
-    def markdown(self) -> str:
-        """The whole run as Markdown."""
+    def markdown(
+        self, *, headline: RunHeadline | None = None, gates: Sequence[GateResult] | None = None
+    ) -> str:
+        """The whole run as Markdown: headline and gate verdicts first, then each suite."""
         out = ["# audio-evals report", ""]
+        if headline is not None:
+            out += [headline.markdown()]
+        if gates is not None:
+            out += ["## Gates", "", gates_markdown(gates)]
+        if self.notes:
+            out += [f"> {note}" for note in self.notes]
+            out.append("")
         for suite in sorted(set(self.cases["suite"])) if not self.cases.empty else []:
-            out += [f"## Suite `{suite}`", ""]
-            out += [field_table(self.fields, suite, markdown=True), ""]
-            out += ["### Variants: exact record, latency, tokens, cost", ""]
-            out += [variant_table(self.variants, suite), ""]
-            comp = (
-                self.comparison[self.comparison["suite"] == suite]
-                if not self.comparison.empty
-                else None
-            )
-            if comp is not None and not comp.empty:
-                out += ["### Paired comparison (diff = B - A, 95% interval)", ""]
-                out += [comparison_table(comp), ""]
-            abl = (
-                self.ablation[self.ablation["suite"] == suite] if not self.ablation.empty else None
-            )
-            if abl is not None and not abl.empty:
-                out += [
-                    "### Misheard or misextracted: error left when the reference transcript is given as text",
-                    "",
-                ]
-                out += [ablation_table(abl), ""]
-            wrong = self.cases[(self.cases["suite"] == suite) & ~self.cases["exact"]]
-            out += [f"### Wrong cases ({len(wrong)})", ""]
-            out += [wrong_cases_table(wrong, self.results), ""]
+            out += self._suite_markdown(suite)
         if self.skips:
             out += ["## Not run", ""]
             out += [f"- `{s['suite']}` / `{s['variant']}`: {s['reason']}" for s in self.skips]
             out.append("")
         return "\n".join(out)
+
+    def _suite_markdown(self, suite: str) -> list[str]:
+        out = [f"## Suite `{suite}`", ""]
+        out += ["### Field accuracy (95% interval, n)", ""]
+        out += [field_table(self.fields, suite, markdown=True), ""]
+        quality = quality_table(self.fields, suite)
+        if quality:
+            out += [
+                "### Partial credit (presence precision/recall for optional fields)",
+                "",
+                quality,
+                "",
+            ]
+        out += ["### Variants: exact record, latency, tokens, cost", ""]
+        out += [variant_table(self.variants, suite), ""]
+        comp = self.comparison[self.comparison["suite"] == suite]
+        if not comp.empty:
+            m = int(comp["comparisons"].iloc[0])
+            out += [
+                "### Paired comparison (diff = B - A, 95% interval; "
+                f"p Holm-adjusted over the run's {m} comparisons)",
+                "",
+                comparison_table(comp),
+                "",
+            ]
+        slices = slices_markdown(self.slices, suite)
+        if slices:
+            out += ["### Accuracy by slice", "", slices]
+        confusion = confusion_markdown(self.confusion, suite)
+        if confusion:
+            out += ["### Confusion tables", "", confusion]
+        abl = self.ablation[self.ablation["suite"] == suite] if not self.ablation.empty else None
+        if abl is not None and not abl.empty:
+            out += [
+                "### Misheard or misextracted: error left when the reference transcript is given as text",
+                "",
+            ]
+            out += [ablation_table(abl), ""]
+        wrong = self.cases[(self.cases["suite"] == suite) & ~self.cases["exact"].astype(bool)]
+        out += [f"### Wrong cases ({len(wrong)})", ""]
+        out += [wrong_cases_table(wrong, self.results), ""]
+        return out
 
 
 def _write_csv(frame: pd.DataFrame, path: Path) -> None:
@@ -555,11 +693,38 @@ def comparison_table(comp: pd.DataFrame) -> str:
                 "B acc": _pct(r["accuracy_b"]),
                 "B - A": f"{100 * r['diff']:+.1f} pts {_ci(r['ci_low'], r['ci_high'])}",
                 "p": f"{r['p_value']:.3g}",
+                "p (Holm)": f"{r['p_adjusted']:.3g}",
+                "detectable": _mdd(r["mdd"]),
                 "wins/losses/ties": f"{int(r['wins'])}/{int(r['losses'])}/{int(r['ties'])}",
                 "verdict": r["verdict"],
             }
         )
     return pd.DataFrame(rows).to_markdown(index=False)
+
+
+def _mdd(value: float) -> str:
+    return "none" if not math.isfinite(value) else f">= {100 * value:.0f} pts"
+
+
+def quality_table(fields: pd.DataFrame, suite: str) -> str:
+    """Per variant and field: mean partial-credit score; presence precision/recall for optional fields."""
+    sf = fields[fields["suite"] == suite]
+    rows = []
+    for _, r in sf.iterrows():
+        optional = not math.isnan(r["presence_precision"]) or not math.isnan(r["presence_recall"])
+        rows.append(
+            {
+                "variant": r["variant"],
+                "field": r["field"],
+                "partial credit": f"{r['mean_score']:.3f}",
+                "presence precision": _pct(r["presence_precision"]) if optional else "",
+                "presence recall": _pct(r["presence_recall"]) if optional else "",
+                "missed / spurious": f"{int(r['missed'])} / {int(r['spurious'])}"
+                if optional
+                else "",
+            }
+        )
+    return pd.DataFrame(rows).to_markdown(index=False) if rows else ""
 
 
 def ablation_table(abl: pd.DataFrame) -> str:
@@ -584,22 +749,21 @@ def wrong_cases_table(wrong: pd.DataFrame, results: pd.DataFrame, limit: int = 4
     if wrong.empty:
         return "(none)"
     rows = []
-    for _, c in wrong.head(limit).iterrows():
-        sel = results[
-            (results["suite"] == c["suite"])
-            & (results["variant"] == c["variant"])
-            & (results["case_id"] == c["case_id"])
-            & (results["repeat"] == c["repeat"])
-            & ~results["correct"]
-        ]
-        detail = "; ".join(
+    shown = wrong.head(limit)
+    keys = ["suite", "variant", "case_id", "repeat"]
+    wrong_fields = results[~results["correct"].astype(bool)].merge(shown[keys], on=keys)
+    details: dict[tuple[Any, ...], list[str]] = {}
+    for r in wrong_fields.to_dict("records"):
+        details.setdefault(tuple(r[k] for k in keys), []).append(
             f"{r['field']}: {r['expected'] or '∅'} → {r['predicted'] or '∅'} ({r['outcome']})"
-            for _, r in sel.iterrows()
         )
+    for _, c in shown.iterrows():
+        detail = "; ".join(details.get(tuple(c[k] for k in keys), []))
         rows.append(
             {
                 "variant": c["variant"],
                 "case": c["case_id"] + (f" r{int(c['repeat']) + 1}" if c["repeat"] else ""),
+                "audio": c.get("audio_path", ""),
                 "error": c["error"],
                 "wrong fields": detail or c["error_message"],
             }
@@ -616,20 +780,63 @@ def build_report(
     skips: Sequence[dict[str, str]] = (),
     prices: Mapping[str, PriceTable] | None = None,
     cluster_by: Mapping[str, str | None] | None = None,
+    baselines: Mapping[str, str | None] | None = None,
+    variant_order: Mapping[str, Sequence[str]] | None = None,
+    all_pairs: bool = False,
+    field_types: Mapping[str, Mapping[str, str]] | None = None,
+    root: Path | None = None,
 ) -> Report:
-    """All frames of a run from its results."""
+    """All frames of a run from its results.
+
+    baselines names a suite's baseline variant (absent or None: the first variant that ran, in
+    variant_order); all_pairs compares every pair instead. field_types (suite -> field path ->
+    enum/literal/bool) selects the confusion tables. root makes audio paths project-relative.
+    """
     rf = results_frame(results)
-    cf = cases_frame(results, prices)
+    cf = cases_frame(results, prices, root)
     ff = fields_frame(rf, cf, cluster_by)
     vf = variants_frame(cf, cluster_by)
-    comp = comparison_frame(rf, cf, cluster_by=cluster_by)
+    comp = comparison_frame(
+        rf,
+        cf,
+        cluster_by=cluster_by,
+        baselines=baselines,
+        variant_order=variant_order,
+        all_pairs=all_pairs,
+    )
     pipelines = {(r.suite, r.variant): r.pipeline for r in results}
     abl = ablation_frame(ff, pipelines)
-    return Report(rf, cf, ff, vf, comp, abl, list(skips))
+    notes = []
+    ran = {(r.suite, r.variant) for r in results}
+    for suite, base in sorted((baselines or {}).items()):
+        if base and not all_pairs and (suite, base) not in ran and any(s == suite for s, _ in ran):
+            notes.append(
+                f"suite {suite}: its baseline variant {base} did not run, so no variant of it is "
+                "compared (run the baseline, or name another)"
+            )
+    return Report(
+        rf,
+        cf,
+        ff,
+        vf,
+        comp,
+        abl,
+        list(skips),
+        slices_frame(rf, cf),
+        confusion_frame(rf, field_types or {}),
+        notes,
+        root=root,
+    )
 
 
 def load_report(folder: Path) -> Report:
     """Read a saved run back (for `audio-evals compare`)."""
+
+    required = {
+        "results.csv": RESULT_COLUMNS,
+        "cases.csv": ["suite", "variant", "case_id", "repeat", "exact", "error", "audio_path"],
+        "comparison.csv": COMPARISON_COLUMNS,
+    }
 
     def read(name: str) -> pd.DataFrame:
         path = folder / name
@@ -637,12 +844,29 @@ def load_report(folder: Path) -> Report:
             raise FileNotFoundError(
                 f"{path} not found: is {folder} a report folder written by pytest evals?"
             )
-        return pd.read_csv(
-            path,
-            keep_default_na=False,
-            na_values=[""],
-            dtype={"expected": str, "predicted": str, "error": str, "error_message": str},
-        )
+        try:
+            frame = pd.read_csv(
+                path,
+                keep_default_na=False,
+                na_values=[""],
+                dtype={"expected": str, "predicted": str, "error": str, "error_message": str},
+            )
+        except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+            raise ValueError(f"{path}: not a readable CSV ({exc})") from None
+        missing = [c for c in required.get(name, []) if c not in frame.columns]
+        if missing and not (frame.empty and name == "comparison.csv"):
+            raise ValueError(
+                f"{path}: lacks column(s) {', '.join(missing)}: written by an older audio-evals? "
+                "Run pytest evals again to write the folder anew"
+            )
+        return frame
+
+    def optional(name: str, columns: list[str]) -> pd.DataFrame:
+        path = folder / name
+        if not path.is_file() or not path.read_text(encoding="utf-8").strip():
+            return pd.DataFrame(columns=columns)
+        frame = read(name)
+        return frame if not frame.empty else pd.DataFrame(columns=columns)
 
     results = read("results.csv")
     results["expected"] = results["expected"].fillna("")
@@ -650,14 +874,24 @@ def load_report(folder: Path) -> Report:
     results["error"] = results["error"].fillna("")
     cases = read("cases.csv")
     cases["error"] = cases["error"].fillna("")
+    for column in ("error_message", "transcript", "reference_transcript", "audio_path"):
+        if column in cases.columns:
+            cases[column] = ["" if pd.isna(v) else str(v) for v in cases[column]]
+    slices = optional("slices.csv", SLICE_COLUMNS)
+    slices["slice"] = slices["slice"].astype(str)
+    confusion = optional("confusion.csv", CONFUSION_COLUMNS)
+    for column in ("expected", "predicted"):
+        confusion[column] = confusion[column].astype(str)
     return Report(
         results,
         cases,
         read("fields.csv"),
         read("variants.csv"),
         read("comparison.csv"),
-        pd.DataFrame(),
+        optional("ablation.csv", []),
         [],
+        slices,
+        confusion,
     )
 
 

@@ -13,15 +13,19 @@ Methods (see docs/comparison-stats.md for how to read them):
   for the difference of paired proportions (Newcombe 1998, method 10);
 * paired A/B with repeats or fractional scores: percentile (cluster) bootstrap
   of the mean difference and a sign-flip permutation test over cases (exact for
-  0/1 scores and for up to 14 cases, else Monte Carlo with ``n_resamples`` draws).
+  0/1 scores and for up to 14 cases, else Monte Carlo with ``n_resamples`` draws);
+* many comparisons in one run: Holm's step-down adjustment of their p-values;
+* what n cases can detect: the minimum detectable paired difference at 80% power
+  (Connor 1987 normal approximation for paired proportions).
 """
 
 from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Hashable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass, replace
+from enum import StrEnum
 from typing import Any
 
 import numpy as np
@@ -29,16 +33,31 @@ from scipy import stats as _sps
 
 __all__ = [
     "AccuracySummary",
+    "Label",
     "PairedResult",
     "accuracy_summary",
+    "adjusted_label",
+    "adjusted_verdict",
     "bootstrap_mean_ci",
     "consistency",
+    "holm_adjust",
+    "min_detectable_difference",
     "paired_comparison",
     "verdict",
     "wilson_interval",
 ]
 
-NO_DIFFERENCE = "no detectable difference"
+
+class Label(StrEnum):
+    """The direction a paired comparison settles on."""
+
+    BETTER = "better"
+    WORSE = "worse"
+    NO_DIFFERENCE = "no detectable difference"
+
+
+NO_DIFFERENCE = Label.NO_DIFFERENCE
+POWER = 0.8
 
 # Upper bound on the number of elements drawn per bootstrap chunk (keeps memory flat).
 _CHUNK_ELEMENTS = 2_000_000
@@ -288,16 +307,22 @@ class PairedResult:
     label: str
     confidence: float = 0.95
     alpha: float = 0.05
+    discordance: float = math.nan
 
 
-def _label(result: PairedResult) -> str:
-    if not (math.isfinite(result.ci_low) and math.isfinite(result.p_value)):
-        return NO_DIFFERENCE
-    if result.p_value < result.alpha and result.ci_low > 0.0:
-        return "better"
-    if result.p_value < result.alpha and result.ci_high < 0.0:
-        return "worse"
-    return NO_DIFFERENCE
+def adjusted_label(ci_low: float, ci_high: float, p_value: float, alpha: float = 0.05) -> Label:
+    """Better or worse when p < alpha and the interval excludes 0 on that side, else no detectable difference."""
+    if not (math.isfinite(ci_low) and math.isfinite(ci_high) and math.isfinite(p_value)):
+        return Label.NO_DIFFERENCE
+    if p_value < alpha and ci_low > 0.0:
+        return Label.BETTER
+    if p_value < alpha and ci_high < 0.0:
+        return Label.WORSE
+    return Label.NO_DIFFERENCE
+
+
+def _label(result: PairedResult) -> Label:
+    return adjusted_label(result.ci_low, result.ci_high, result.p_value, result.alpha)
 
 
 def _format_p(p: float) -> str:
@@ -344,6 +369,8 @@ def paired_comparison(
 
     d = xb - xa
     cluster_d = np.bincount(codes, weights=d, minlength=n_clusters)
+    cluster_n = np.bincount(codes, minlength=n_clusters)
+    discordance = float(np.mean((cluster_d / cluster_n) ** 2))
     wins = int(np.count_nonzero(cluster_d > 1e-12))
     losses = int(np.count_nonzero(cluster_d < -1e-12))
     ties = n_clusters - wins - losses
@@ -386,8 +413,95 @@ def paired_comparison(
         label=NO_DIFFERENCE,
         confidence=confidence,
         alpha=alpha,
+        discordance=discordance,
     )
     return replace(result, label=_label(result), verdict=verdict(result))
+
+
+def holm_adjust(p_values: Sequence[float] | np.ndarray) -> np.ndarray:
+    """Holm step-down adjusted p-values (NaN stays NaN and is not counted as a test)."""
+    p = np.asarray(p_values, dtype=float).reshape(-1)
+    out = np.full(p.shape, math.nan)
+    tested = np.flatnonzero(np.isfinite(p))
+    m = tested.size
+    if m == 0:
+        return out
+    if np.any((p[tested] < 0.0) | (p[tested] > 1.0)):
+        raise ValueError("p-values must lie in [0, 1]")
+    order = tested[np.argsort(p[tested], kind="stable")]
+    stepped = (m - np.arange(m)) * p[order]
+    out[order] = np.minimum(1.0, np.maximum.accumulate(stepped))
+    return out
+
+
+def min_detectable_difference(
+    n: int, discordance: float, *, alpha: float = 0.05, power: float = POWER
+) -> float:
+    """Smallest true paired difference n units detect with this power (two-sided alpha); NaN if none can be.
+
+    Connor's (1987) normal approximation for paired proportions: the variance of a unit's
+    difference is the discordance (share of units where the two variants disagree), at least
+    the difference itself (a difference of d needs at least that share of disagreeing units).
+    """
+    if not 0.0 < alpha < 1.0 or not 0.0 < power < 1.0:
+        raise ValueError(f"need 0 < alpha < 1 and 0 < power < 1, got {alpha!r}, {power!r}")
+    if n < 1:
+        return math.nan
+    if not math.isfinite(discordance) or not 0.0 <= discordance <= 1.0:
+        raise ValueError(f"discordance must be in [0, 1], got {discordance!r}")
+    z_a = _z(1.0 - alpha)
+    z_b = float(_sps.norm.ppf(power))
+
+    def gap(delta: float) -> float:
+        psi = max(discordance, delta)
+        return (
+            delta * math.sqrt(n) - z_a * math.sqrt(psi) - z_b * math.sqrt(max(psi - delta**2, 0.0))
+        )
+
+    if gap(1.0) <= 0.0:
+        return math.nan
+    return _root(gap)
+
+
+def _root(gap: Callable[[float], float]) -> float:
+    """Where a function on (0, 1] that is negative, then positive, changes sign (bisection)."""
+    low, high = 0.0, 1.0
+    for _ in range(60):
+        mid = (low + high) / 2.0
+        if gap(mid) > 0.0:
+            high = mid
+        else:
+            low = mid
+    return high
+
+
+def adjusted_verdict(
+    label: Label,
+    *,
+    diff: float,
+    p_value: float,
+    p_adjusted: float,
+    comparisons: int,
+    n: int,
+    n_clusters: int,
+    mdd: float,
+    alpha: float = 0.05,
+) -> str:
+    """Plain-words verdict of one comparison of a family adjusted with Holm's method."""
+    holm = f"Holm-adjusted over {comparisons} comparisons" if comparisons > 1 else ""
+    if label != Label.NO_DIFFERENCE:
+        p_text = _format_p(p_adjusted)
+        return f"{label} ({diff * 100:+.1f} pts, {p_text}{', ' + holm if holm else ''})"
+    units = f"n={n_clusters} cases ({n} runs)" if n_clusters != n else f"n={n}"
+    detects = (
+        f"this n detects differences of {100 * mdd:.0f} pts or more"
+        if math.isfinite(mdd)
+        else "this n is too small to detect any difference"
+    )
+    text = f"{NO_DIFFERENCE} at {units} ({detects}, {100 * POWER:.0f}% power)"
+    if holm and math.isfinite(p_value) and p_value < alpha:
+        text += f"; {_format_p(p_value)} before adjustment, {_format_p(p_adjusted)} {holm}"
+    return text
 
 
 def consistency(answers_by_case: Mapping[Hashable, Sequence[Any]]) -> float:
