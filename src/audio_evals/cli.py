@@ -153,7 +153,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     except (SuiteError, ProjectError, GateConfigError, UsageError, ImportError, ValueError) as exc:
         print(f"audio-evals run: {exc}", file=sys.stderr)
         return 2
-    for line in outcome.lines:
+    for line in outcome.lines(all_gates=True):
         print(f" {line.text} ".center(88, "=") if line.kind is LineKind.SEP else line.text)
     errored = sum(1 for r in run.results if r.error_kind)
     return 1 if outcome.failed or errored or run.interrupted else 0

@@ -145,11 +145,12 @@ class Outcome:
         """Whether a gate failed."""
         return any(g.failed for g in self.gates)
 
-    @property
-    def lines(self) -> list[Line]:
+    def lines(self, *, all_gates: bool = False) -> list[Line]:
         """The short terminal summary: field tables, variants, verdicts, notes, gates, the report."""
         notes = [f"cassettes: {note}" for note in self.hygiene] + self.notes
-        return summary_lines(self.report, self.gates, written=self.written, notes=notes)
+        return summary_lines(
+            self.report, self.gates, written=self.written, notes=notes, all_gates=all_gates
+        )
 
 
 def hygiene(run: Run, *, prune: bool, all_suites_collected: bool) -> list[str]:

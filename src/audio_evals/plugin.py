@@ -463,7 +463,7 @@ class EvalSession:
             return
         from .terminal import LineKind
 
-        for line in self.outcome.lines:
+        for line in self.outcome.lines(all_gates=config.option.verbose > 0):
             if line.kind is LineKind.SEP:
                 terminalreporter.write_sep("=", line.text)
             else:
