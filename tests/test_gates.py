@@ -27,6 +27,7 @@ def run_pytest(root: Path, *args: str, **kwargs: Any) -> subprocess.CompletedPro
     """pytest with -v, so the terminal lists every gate (PASS lines too), as this module reads them."""
     return run_pytest_quiet(root, *args, "-v", **kwargs)
 
+
 JASON = SHARED / "real-speech" / "instructor" / "openai-audio-example_output.wav"
 MARCELO = SHARED / "real-traffic" / "assets" / "pydantic-ai__marcelo.mp3"
 N_PER_CLIP = 6
