@@ -7,6 +7,7 @@ import dataclasses
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
@@ -22,6 +23,10 @@ from .report import (
 )
 from .stats import paired_comparison
 from .terminal import LineKind
+
+if TYPE_CHECKING:
+    from .engine import Run
+    from .finish import Outcome
 
 
 def compare_reports(a: Report, b: Report) -> pd.DataFrame:
@@ -117,6 +122,14 @@ def _cmd_init(args: argparse.Namespace) -> int:
     return 0
 
 
+def _print_outcome(run: Run, outcome: Outcome) -> int:
+    """Print a finished run's summary; its exit status (1: a gate failed, a case errored, interrupted)."""
+    for line in outcome.lines(all_gates=True):
+        print(f" {line.text} ".center(88, "=") if line.kind is LineKind.SEP else line.text)
+    errored = sum(1 for r in run.results if r.error_kind)
+    return 1 if outcome.failed or errored or run.interrupted else 0
+
+
 def _cmd_merge(args: argparse.Namespace) -> int:
     from .finish import finish_run
     from .gates import GateConfigError
@@ -129,10 +142,7 @@ def _cmd_merge(args: argparse.Namespace) -> int:
     except (ShardError, ProjectError, GateConfigError) as exc:
         print(f"audio-evals merge: {exc}", file=sys.stderr)
         return 2
-    for line in outcome.lines(all_gates=True):
-        print(f" {line.text} ".center(88, "=") if line.kind is LineKind.SEP else line.text)
-    errored = sum(1 for r in run.results if r.error_kind)
-    return 1 if outcome.failed or errored or run.interrupted else 0
+    return _print_outcome(run, outcome)
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
@@ -179,10 +189,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     except (SuiteError, ProjectError, GateConfigError, UsageError, ShardError, ImportError) as exc:
         print(f"audio-evals run: {exc}", file=sys.stderr)
         return 2
-    for line in outcome.lines(all_gates=True):
-        print(f" {line.text} ".center(88, "=") if line.kind is LineKind.SEP else line.text)
-    errored = sum(1 for r in run.results if r.error_kind)
-    return 1 if outcome.failed or errored or run.interrupted else 0
+    return _print_outcome(run, outcome)
 
 
 def _cmd_serve(args: argparse.Namespace) -> int:
