@@ -10,7 +10,6 @@ cassette. Sync functions run in a thread of their own, so a batch stays concurre
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextvars
 import functools
 import inspect
@@ -22,6 +21,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
+import pybase64
 from pydantic import BaseModel, ValidationError
 
 from .audio import PreparedAudio, prepare_for_api
@@ -194,7 +194,7 @@ async def direct(case: CaseInput, variant: VariantConfig) -> BaseModel:
     prepared = case.prepared_audio()
     audio = Audio(
         source=str(case.audio_path),
-        data=base64.b64encode(prepared.data).decode("ascii"),
+        data=pybase64.b64encode(prepared.data).decode("ascii"),
         media_type=f"audio/{prepared.format}",
     )
     content: list[Any] = [variant.prompt, audio]
