@@ -20,6 +20,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import jsonschema
 import pytest
 from pydantic import BaseModel, Field
 
@@ -29,6 +30,7 @@ from audio_evals.cli import main
 from audio_evals.datasets import DatasetError, ProblemKind, read_dataset
 from audio_evals.remote_audio import AudioOutcome, ensure_audio, fetch_dataset
 from audio_evals.results import ErrorKind
+from audio_evals.schema import row_schema
 from audio_evals.validation import validate_dataset
 
 from .conftest import run_pytest, shared_path
@@ -639,3 +641,51 @@ def test_a_local_row_s_sha256_is_checked_when_its_audio_is_used(
     ]
     assert f"{folder / 'metadata.jsonl'}:2: id 'bad': sha256 mismatch" in report.problems[0].message
     assert report.rows_with_audio == 1
+
+
+def test_fetch_pin_writes_each_file_s_sha256_into_its_row_and_a_changed_object_is_then_caught(
+    bucket: Path, cache: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    store = tmp_path / "store"
+    shutil.copytree(bucket, store)
+    with FileServer(store) as server:
+        folder = write_dataset(
+            tmp_path / "digits",
+            rows_for({c: c for c in CLIPS}, **{CLIPS[0]: {"sha256": sha(bucket / CLIPS[0])}}),
+            f'[remote]\nroot = "{server.base_url}"\n',
+        )
+        meta = folder / "metadata.jsonl"
+        before = meta.read_text().splitlines()
+        assert main(["fetch", str(folder), "--pin"]) == 0
+        assert f"sha256 written to 3 row(s) of {meta}" in capsys.readouterr().out
+        after = meta.read_text().splitlines()
+        assert after[0] == before[0], "a row that has its sha256 is left as it is"
+        for line, clip in zip(after[1:], CLIPS[1:], strict=True):
+            assert json.loads(line)["sha256"] == sha(bucket / clip)
+        assert all(c.sha256 for c in load_dataset(folder, SpokenDigit))
+        for line in after:  # a pinned row is one the row schema (audio-evals schema) accepts
+            jsonschema.validate(json.loads(line), row_schema(SpokenDigit))
+        # the object changes in the store: a fresh fetch is caught by the pinned digest
+        shutil.copy(bucket / CLIPS[0], store / CLIPS[3])
+        result = fetch_dataset(folder, refresh=True)
+        assert [(p.line, p.field) for p in result.problems] == [(4, "sha256")]
+        assert f"{meta}:4: id '{CLIPS[3][:-4]}': sha256 mismatch" in result.problems[0].message
+
+
+def test_stats_and_augment_name_remote_audio_they_cannot_read(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    folder = write_dataset(
+        tmp_path / "remote",
+        [
+            {
+                "file_name": "https://example.invalid/a.wav?sig=abc",
+                "id": "a",
+                "expected": {"digit": 1},
+            },
+        ],
+    )
+    assert main(["stats", str(folder)]) == 1
+    err = capsys.readouterr().err
+    assert "remote audio (https://example.invalid/a.wav?…): this command reads audio in the " in err
+    assert "sig=abc" not in err

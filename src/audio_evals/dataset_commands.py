@@ -60,6 +60,12 @@ def add_dataset_commands(sub: argparse._SubParsersAction) -> None:
         action="store_true",
         help="fetch again what is cached (a URL's content is otherwise taken not to change)",
     )
+    fetch.add_argument(
+        "--pin",
+        action="store_true",
+        help="write each remote file's sha256 into its row (rows without one): a changed object "
+        "is then an error, not a silent change of the data",
+    )
     fetch.set_defaults(func=run_fetch)
     register(sub)
 
@@ -138,7 +144,7 @@ def run_validate(args: argparse.Namespace) -> int:
 
 def run_fetch(args: argparse.Namespace) -> int:
     """`audio-evals fetch PATH... [--jobs N] [--model module:Class] [--refresh]`."""
-    from .remote_audio import FetchResult, ensure_audio, fetch_dataset
+    from .remote_audio import FetchResult, fetch_audio, fetch_dataset, pin_digests
     from .suites import SuiteError, load_suite
     from .validation import problems_table
 
@@ -166,18 +172,19 @@ def run_fetch(args: argparse.Namespace) -> int:
                 print(f"audio-evals fetch: {exc}", file=sys.stderr)
                 failed = True
                 continue
-            report = ensure_audio(
-                dataset.cases,
-                dataset.settings,
-                dataset.metadata_file,
-                jobs=args.jobs,
-                refresh=args.refresh,
-            )
-            result = FetchResult([], report)
+            result = FetchResult([], fetch_audio(dataset, jobs=args.jobs, refresh=args.refresh))
         else:
             result = fetch_dataset(target, model, jobs=args.jobs, refresh=args.refresh)
         cache = f"; cache {result.report.cache}" if result.report.cache else ""
         print(f"{target}: {result.report.summary()}{cache}")
+        if args.pin:
+            try:
+                pinned = pin_digests(result.report)
+            except (OSError, ValueError) as exc:
+                print(f"audio-evals fetch: --pin: {exc}", file=sys.stderr)
+                failed = True
+            else:
+                print(f"{target}: sha256 written to {pinned} row(s) of {result.report.metadata}")
         if result.problems:
             failed = True
             print(

@@ -45,6 +45,11 @@ _SECRET_OPTION = re.compile(
 _NON_SECRET_VALUES = {"anon", "google_default", "cache", "cloud", "browser"}  # gcsfs token modes
 
 
+def is_url(text: str) -> bool:
+    """Whether a `file_name` (or a root) is a URL: a scheme and `://`."""
+    return bool(URL.match(text))
+
+
 @dataclass(frozen=True)
 class RemoteSettings:
     """Where a dataset's remote audio lives and how it is fetched (`[remote]` in dataset.toml)."""
@@ -139,7 +144,7 @@ def _remote(table: dict[str, Any]) -> tuple[RemoteSettings, list[SettingsProblem
     ]
     default = RemoteSettings()
     root = table.get("root")
-    if root is not None and (not isinstance(root, str) or not URL.match(root)):
+    if root is not None and (not isinstance(root, str) or not is_url(root)):
         problems.append(
             SettingsProblem("remote.root", "must be a URL such as 's3://bucket/folder/'")
         )

@@ -11,8 +11,10 @@ A row whose audio cannot be had fails alone: the run fails its case (`ErrorKind.
 `AUDIO_INVALID`), `audio-evals fetch` and `validate` list it with every other problem.
 
 The engine calls `batch_audio` before a batch opens its cassette (no fetch is recorded or
-blocked). Everything runs on an event loop and threads of its own that are closed before
-returning, so a replay may fork afterwards.
+blocked); code of your own that loads a dataset calls `fetch_audio(dataset)` before reading a
+remote case's `audio_path`. `pin_digests` writes each fetched file's sha256 into its row. Everything
+runs on an event loop and threads of its own that are closed before returning, so a replay may
+fork afterwards.
 """
 
 from __future__ import annotations
@@ -69,6 +71,7 @@ _CREDENTIAL_ENV = (
     "HF_TOKEN",
     "HUGGING_FACE_HUB_TOKEN",
 )
+_BOM = b"\xef\xbb\xbf"
 _FRESH: set[str] = set()  # cache entries fetched by this process: current, not fetched again
 
 
@@ -84,13 +87,14 @@ class AudioOutcome(StrEnum):
 
 @dataclass(frozen=True)
 class AudioStatus:
-    """One case's audio: the outcome, the bytes fetched and, when it failed, why."""
+    """One case's audio: the outcome, the bytes fetched, its sha256 when known and, when it failed, why."""
 
     case: Case
     outcome: AudioOutcome
     fetched_bytes: int = 0
     error: tuple[ErrorKind, str] | None = None
     field: str = "file_name"
+    digest: str | None = None
 
 
 @dataclass(frozen=True)
@@ -197,6 +201,24 @@ def ensure_audio(
     )
 
 
+def fetch_audio(
+    dataset: Dataset,
+    *,
+    jobs: int | None = None,
+    refresh: bool = False,
+    progress: bool | None = None,
+) -> AudioReport:
+    """Make a loaded dataset's audio available (`ensure_audio` on all its cases)."""
+    return ensure_audio(
+        dataset.cases,
+        dataset.settings,
+        dataset.metadata_file,
+        jobs=jobs,
+        refresh=refresh,
+        progress=progress,
+    )
+
+
 def batch_audio(
     dataset: Dataset, case_ids: Collection[str], say: Callable[[str], None]
 ) -> dict[str, tuple[ErrorKind, str]]:
@@ -249,6 +271,36 @@ def fetch_dataset(
         loaded.cases, loaded.settings, loaded.meta, jobs=jobs, refresh=refresh, progress=progress
     )
     return FetchResult(list(loaded.problems), report)
+
+
+def pin_digests(report: AudioReport) -> int:
+    """Write the sha256 of each remote file fetched or found into its row of the metadata file,
+    where the row has none (so a changed object is caught); the number of rows pinned."""
+    from .dataset_files import row_json
+    from .files import atomic_write
+
+    pins = {
+        s.case.line: s
+        for s in report.statuses
+        if s.case.remote is not None and s.case.sha256 is None and s.error is None and s.digest
+    }
+    if not pins:
+        return 0
+    raw = report.metadata.read_bytes()
+    bom = _BOM if raw.startswith(_BOM) else b""
+    lines = raw[len(bom) :].split(b"\n")
+    for number, status in pins.items():
+        line = lines[number - 1]
+        ending = b"\r" if line.endswith(b"\r") else b""
+        row = json.loads(line)
+        if row.get("id") != status.case.id or "sha256" in row:
+            raise ValueError(
+                f"{report.metadata}:{number} changed while its audio was fetched; run again"
+            )
+        row["sha256"] = status.digest
+        lines[number - 1] = row_json(row).encode("utf-8") + ending
+    atomic_write(report.metadata, bom + b"\n".join(lines))
+    return len(pins)
 
 
 # ---- the fetcher -----------------------------------------------------------------------------
@@ -326,7 +378,7 @@ class _Fetcher:
             )
         if digest != case.sha256:
             return self.mismatch(case, digest, str(case.audio_path))
-        return AudioStatus(case, AudioOutcome.LOCAL)
+        return AudioStatus(case, AudioOutcome.LOCAL, digest=digest)
 
     async def fetch(self, case: Case, remote: RemoteAudio) -> AudioStatus:
         entry = case.audio_path
@@ -335,7 +387,7 @@ class _Fetcher:
         if not self.refresh:
             found = await self.thread(cache.look, entry)
             if found.state is EntryState.OK and case.sha256 in (None, found.digest):
-                return await self.checked(case, AudioOutcome.CACHED)
+                return await self.checked(case, AudioOutcome.CACHED, found.digest)
             if found.state is EntryState.OK and str(entry) in _FRESH:
                 assert found.digest is not None  # fetched in this run: the row is what is wrong
                 return self.mismatch(case, found.digest, remote.shown)
@@ -343,7 +395,7 @@ class _Fetcher:
                 corrupted = True
                 await self.thread(cache.discard, entry)
             if case.sha256 is not None and await self.thread(cache.from_blob, case.sha256, entry):
-                return await self.checked(case, AudioOutcome.CACHED)
+                return await self.checked(case, AudioOutcome.CACHED, case.sha256)
         try:
             downloaded, digest = await self.download(cache, remote)
         except _FetchFailed as exc:
@@ -354,7 +406,7 @@ class _Fetcher:
         if case.sha256 is not None and digest != case.sha256:
             return self.mismatch(case, digest, remote.shown, size)
         outcome = AudioOutcome.REFETCHED if corrupted else AudioOutcome.FETCHED
-        return await self.checked(case, outcome, size)
+        return await self.checked(case, outcome, digest, size)
 
     async def download(self, cache: AudioCache, remote: RemoteAudio) -> tuple[Path, str]:
         """The remote file in a temp file of the cache, and its sha256; retried when transient."""
@@ -417,11 +469,13 @@ class _Fetcher:
                     await _close_async(fs)
         self.filesystems.clear()
 
-    async def checked(self, case: Case, outcome: AudioOutcome, size: int = 0) -> AudioStatus:
+    async def checked(
+        self, case: Case, outcome: AudioOutcome, digest: str | None, size: int = 0
+    ) -> AudioStatus:
         """The status of audio now in the cache, after the header and limit checks of the loader."""
         problem = await self.thread(_header_problem, case.audio_path, self.limits)
         if problem is None:
-            return AudioStatus(case, outcome, size)
+            return AudioStatus(case, outcome, size, digest=digest)
         shown = case.remote.shown if case.remote is not None else str(case.audio_path)
         return dataclasses.replace(
             self.failed(case, ErrorKind.AUDIO_INVALID, f"{shown}: {problem}"), fetched_bytes=size

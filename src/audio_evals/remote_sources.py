@@ -18,7 +18,7 @@ from urllib.parse import unquote, urlsplit
 
 from .audio import SUFFIXES, format_for_suffix
 from .audio_cache import AudioCache, cache_root, url_key
-from .dataset_settings import URL, RemoteSettings
+from .dataset_settings import RemoteSettings, is_url
 from .datasets import ProblemKind
 
 # The extra that installs each protocol's fsspec backend.
@@ -35,11 +35,6 @@ EXTRAS: Mapping[str, str] = {
     "http": "http",
     "https": "http",
 }
-
-
-def is_url(text: str) -> bool:
-    """Whether a `file_name` is a URL (a scheme and `://`)."""
-    return bool(URL.match(text))
 
 
 def protocol_of(url: str) -> str:
