@@ -689,3 +689,27 @@ def test_stats_and_augment_name_remote_audio_they_cannot_read(
     err = capsys.readouterr().err
     assert "remote audio (https://example.invalid/a.wav?…): this command reads audio in the " in err
     assert "sig=abc" not in err
+
+
+def test_rows_that_share_a_url_fetch_it_once_also_from_inside_an_event_loop(
+    bucket: Path, cache: Path, tmp_path: Path
+) -> None:
+    import asyncio
+
+    from audio_evals.remote_audio import fetch_audio
+
+    with FileServer(bucket) as server:
+        rows = [
+            {"file_name": server.url(CLIPS[0]), "id": f"take-{i}", "expected": {"digit": 1}}
+            for i in range(6)
+        ]
+        dataset = load_dataset(write_dataset(tmp_path / "shared", rows), SpokenDigit)
+
+        async def in_a_notebook() -> object:  # a running loop, as in Jupyter or an async app
+            return fetch_audio(dataset, jobs=6)
+
+        report = asyncio.run(in_a_notebook())
+        assert server.requests == {CLIPS[0]: 1}
+    assert report.count(AudioOutcome.FETCHED) == 1  # type: ignore[attr-defined]
+    assert report.count(AudioOutcome.CACHED) == 5  # type: ignore[attr-defined]
+    assert {sha(c.audio_path) for c in dataset} == {sha(bucket / CLIPS[0])}

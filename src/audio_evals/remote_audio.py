@@ -28,7 +28,7 @@ import json
 import os
 import random
 import time
-from collections.abc import Callable, Collection, Iterator, Sequence
+from collections.abc import Callable, Collection, Coroutine, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from enum import StrEnum
@@ -186,7 +186,7 @@ def ensure_audio(
             leave=False,
         )
         try:
-            statuses = asyncio.run(fetcher.run(work, bar.update))
+            statuses = _run_loop(fetcher.run(work, bar.update))
         finally:
             bar.close()
             fetcher.pool.shutdown(wait=not fetcher.abandoned, cancel_futures=True)
@@ -217,6 +217,17 @@ def fetch_audio(
         refresh=refresh,
         progress=progress,
     )
+
+
+def _run_loop(work: Coroutine[Any, Any, list[AudioStatus]]) -> list[AudioStatus]:
+    """Run the fetcher on a loop of its own (in a thread of its own when this one runs a loop:
+    a notebook, an async app)."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(work)
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="audio-fetch-loop") as one:
+        return one.submit(asyncio.run, work).result()
 
 
 def batch_audio(
@@ -330,6 +341,7 @@ class _Fetcher:
         self.backoff = backoff
         self.pool = ThreadPoolExecutor(max_workers=self.jobs, thread_name_prefix="audio-fetch")
         self.filesystems: dict[tuple[str, str], Any] = {}
+        self.entries: dict[str, asyncio.Lock] = {}  # rows that share a URL: fetched once
         self.retries = 0
         self.abandoned = False  # a sync download outlived its timeout: its thread is not awaited
 
@@ -381,6 +393,10 @@ class _Fetcher:
         return AudioStatus(case, AudioOutcome.LOCAL, digest=digest)
 
     async def fetch(self, case: Case, remote: RemoteAudio) -> AudioStatus:
+        async with self.entries.setdefault(str(case.audio_path), asyncio.Lock()):
+            return await self._fetch(case, remote)
+
+    async def _fetch(self, case: Case, remote: RemoteAudio) -> AudioStatus:
         entry = case.audio_path
         cache = AudioCache.holding(entry)
         corrupted = False
