@@ -11,7 +11,8 @@ import soundfile as sf
 from pydantic import BaseModel, ConfigDict, Field
 from scipy.signal import resample_poly
 
-from audio_evals.datasets import DatasetError, ProblemKind, load_dataset
+from audio_evals.datasets import DatasetError, load_dataset
+from audio_evals.problems import ProblemKind
 
 from .conftest import shared_path, write_tone
 

@@ -135,7 +135,7 @@ def test_audio_evals_run_replays_a_suite_without_pytest(
     assert "suite person" in out and "audio-evals gates: 0 failed" in out
     results = (tmp_path / "latest" / "results.csv").read_text(encoding="utf-8").splitlines()
     assert len(results) == 1 + 4 * 32 * 2  # 4 replayed variants x 32 cases x 2 fields
-    assert "not run: person/gpt-audio-1.5" in out
+    assert "not run (no cassette): person/gpt-audio-1.5, person/gpt-audio-mini" in out
 
 
 def test_init_makes_a_project_whose_pytest_passes_at_once(tmp_path: Path) -> None:
@@ -163,7 +163,8 @@ def test_init_makes_a_project_whose_pytest_passes_at_once(tmp_path: Path) -> Non
         assert (project / made).is_file(), made
     run = run_pytest(project)  # pytest, as the new user runs it: testpaths = evals
     assert run.returncode == 0, run.stdout + run.stderr
-    assert "6 passed" in run.stdout and "audio-evals gates: 0 failed" in run.stdout
+    assert "18 passed, 3 skipped" in run.stdout  # 6 cases, 12 gates; gpt-audio-mini: no cassette
+    assert "audio-evals gates: 0 failed of 12" in run.stdout
     assert "local server" not in run.stdout.lower()  # replayed from the template's cassettes
     cases = (project / "reports" / "latest" / "cases.csv").read_text(encoding="utf-8")
     assert "evals.extract:extract" in cases  # the custom extractor ran

@@ -19,7 +19,14 @@ from typing import Any
 
 import pytest
 
-from .conftest import SHARED, require_shared, run_pytest
+from .conftest import SHARED, require_shared
+from .conftest import run_pytest as run_pytest_quiet
+
+
+def run_pytest(root: Path, *args: str, **kwargs: Any) -> subprocess.CompletedProcess[str]:
+    """pytest with -v, so the terminal lists every gate (PASS lines too), as this module reads them."""
+    return run_pytest_quiet(root, *args, "-v", **kwargs)
+
 
 JASON = SHARED / "real-speech" / "instructor" / "openai-audio-example_output.wav"
 MARCELO = SHARED / "real-traffic" / "assets" / "pydantic-ai__marcelo.mp3"

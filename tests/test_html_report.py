@@ -21,9 +21,10 @@ ARTIFACTS = REPO / "reports" / "artifacts"
 
 def _demo_project(root: Path) -> str:
     """A copy of the demo whose first non-clean person case has a label and a tag holding markup."""
-    for name in ("evals", "datasets", "cassettes"):
+    for name in ("evals", "datasets", "cassettes", "demo_app"):
         shutil.copytree(REPO / name, root / name, ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copy(REPO / "pyproject.toml", root / "pyproject.toml")
+    shutil.copy(REPO / "conftest.py", root / "conftest.py")
     (root / "reports").mkdir()
     shutil.copy(REPO / "reports" / "baseline.json", root / "reports" / "baseline.json")
     meta = root / "datasets" / "person" / "metadata.jsonl"
@@ -128,7 +129,7 @@ def test_demo_report_opens_offline_with_headline_gates_plots_and_tables(
     assert page.requests == [path.resolve().as_uri()], "assets are inlined: one request, the page"
     header = p.inner_text("header")
     assert "Gates PASSED" in header and "record mode" in header and "commit" in header
-    assert "person/local-baseline" in header and "69 cases" in header
+    assert "person/local-baseline" in header and "101 cases" in header
     # per suite: the field chart and table, the trade-off and forest plots, one heatmap per variant
     for suite, variants in (("person", 4), ("appointment", 4)):
         section = f"#suite-{suite}"

@@ -15,8 +15,9 @@ import soundfile as sf
 from pydantic import BaseModel, Field
 
 from audio_evals.cli import main
-from audio_evals.datasets import DatasetError, ProblemKind, load_dataset
+from audio_evals.datasets import DatasetError, load_dataset
 from audio_evals.importing import import_dataset
+from audio_evals.problems import ProblemKind
 
 from .conftest import require_tool, shared_path
 

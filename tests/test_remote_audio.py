@@ -27,7 +27,8 @@ from pydantic import BaseModel, Field
 from audio_evals import Project, Suite, Variant, build_report, load_dataset, run_suite, write_report
 from audio_evals.audio_cache import CACHE_ENV, AudioCache, cache_root
 from audio_evals.cli import main
-from audio_evals.datasets import DatasetError, ProblemKind, read_dataset
+from audio_evals.datasets import DatasetError, read_dataset
+from audio_evals.problems import ProblemKind
 from audio_evals.remote_audio import AudioOutcome, ensure_audio, fetch_dataset
 from audio_evals.results import ErrorKind
 from audio_evals.schema import row_schema

@@ -7,6 +7,7 @@ import dataclasses
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
@@ -22,6 +23,10 @@ from .report import (
 )
 from .stats import paired_comparison
 from .terminal import LineKind
+
+if TYPE_CHECKING:
+    from .engine import Run
+    from .finish import Outcome
 
 
 def compare_reports(a: Report, b: Report) -> pd.DataFrame:
@@ -117,11 +122,35 @@ def _cmd_init(args: argparse.Namespace) -> int:
     return 0
 
 
+def _print_outcome(run: Run, outcome: Outcome) -> int:
+    """Print a finished run's summary; its exit status (1: a gate failed, a case errored, interrupted)."""
+    for line in outcome.lines(all_gates=True):
+        print(f" {line.text} ".center(88, "=") if line.kind is LineKind.SEP else line.text)
+    errored = sum(1 for r in run.results if r.error_kind)
+    return 1 if outcome.failed or errored or run.interrupted else 0
+
+
+def _cmd_merge(args: argparse.Namespace) -> int:
+    from .finish import finish_run
+    from .gates import GateConfigError
+    from .project import Project, ProjectError
+    from .shards import ShardError, merge_shards
+
+    try:
+        run = merge_shards([Path(d) for d in args.shards], Project.at(args.root))
+        outcome = finish_run(run, folder=Path(args.out))
+    except (ShardError, ProjectError, GateConfigError) as exc:
+        print(f"audio-evals merge: {exc}", file=sys.stderr)
+        return 2
+    return _print_outcome(run, outcome)
+
+
 def _cmd_run(args: argparse.Namespace) -> int:
     from .engine import UsageError, run_suite
     from .finish import finish_run
     from .gates import GateConfigError
     from .project import Project, ProjectError
+    from .shards import ShardError, parse_shard
     from .suites import SUITE_SUFFIX, SuiteError, import_object, load_suite
 
     try:
@@ -148,15 +177,19 @@ def _cmd_run(args: argparse.Namespace) -> int:
             processes=args.processes,
             project=project,
             client_factory=factory,
+            shard=parse_shard(args.shard) if args.shard else None,
         )
+        if run.shard is not None:
+            from .shards import shard_folder, shard_lines, write_shard
+
+            folder = write_shard(run, shard_folder(project.reports_dir, run.shard))
+            print("\n".join(shard_lines(run, folder)))
+            return 1 if any(r.error_kind for r in run.results) else 0
         outcome = finish_run(run, write=not args.no_write)
-    except (SuiteError, ProjectError, GateConfigError, UsageError, ImportError, ValueError) as exc:
+    except (SuiteError, ProjectError, GateConfigError, UsageError, ShardError, ImportError) as exc:
         print(f"audio-evals run: {exc}", file=sys.stderr)
         return 2
-    for line in outcome.lines:
-        print(f" {line.text} ".center(88, "=") if line.kind is LineKind.SEP else line.text)
-    errored = sum(1 for r in run.results if r.error_kind)
-    return 1 if outcome.failed or errored or run.interrupted else 0
+    return _print_outcome(run, outcome)
 
 
 def _cmd_serve(args: argparse.Namespace) -> int:
@@ -183,6 +216,15 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("b", help="report folder B (e.g. reports/latest)")
     compare.add_argument("--out", help="where to write comparison.csv/.md (default: B/compare)")
     compare.set_defaults(func=_cmd_compare)
+    merge = sub.add_parser(
+        "merge", help="one report and one gate verdict from the shards of a sharded run"
+    )
+    merge.add_argument("shards", nargs="+", help="shard folders (<reports>/shards/I-of-N)")
+    merge.add_argument(
+        "-o", "--out", required=True, help="the report folder to write (e.g. reports/latest)"
+    )
+    merge.add_argument("--root", default=None, help="project root (default: found from here)")
+    merge.set_defaults(func=_cmd_merge)
     init = sub.add_parser("init", help="make a working eval project (green at once) to start from")
     init.add_argument("dir", nargs="?", default=".", help="the folder (default: the current one)")
     init.set_defaults(func=_cmd_init)
@@ -213,6 +255,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--reports-dir", default=None)
     run.add_argument("--cassette-dir", default=None)
+    run.add_argument("--shard", help="I/N: run the I-th of N shares of the cases, saved for merge")
     run.add_argument(
         "--no-write", action="store_true", help="print the summary only, write no report"
     )

@@ -15,7 +15,7 @@ from typing import Any
 
 from .dataset_settings import is_url, read_settings
 from .datasets import METADATA_FILE
-from .problems import ProblemList
+from .problems import ProblemKind, ProblemList
 from .remote_sources import shown_url
 
 AUDIO_DIR = "audio"
@@ -126,6 +126,7 @@ def read_rows(path: str | Path) -> RawDataset:
                     "file_name",
                     f"remote audio ({shown_url(file_name if is_url(file_name) else remote_root)}): "
                     "this command reads audio in the dataset folder only",
+                    ProblemKind.REMOTE,
                 )
                 ok = False
             else:

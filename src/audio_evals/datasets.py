@@ -19,7 +19,6 @@ import types
 import typing
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -29,6 +28,7 @@ from .audio import AudioFileError, AudioFormat, AudioInfo, format_for_suffix, pr
 from .audio_cache import is_digest
 from .dataset_settings import SETTINGS_FILE, DatasetSettings, read_settings
 from .limits import CHAT_AUDIO_FORMATS
+from .problems import Problem, ProblemKind, ProblemsError
 
 if TYPE_CHECKING:
     from .remote_sources import RemoteAudio, RemoteRows
@@ -46,48 +46,14 @@ _KNOWN_KEYS = {
     SCHEMA_KEY,
 }
 _BOM = b"\xef\xbb\xbf"
-_SHOWN_PROBLEMS = 20
 # Other label files a team may have in the folder, and how to turn them into metadata.jsonl.
 _FOREIGN_METADATA = ("metadata.csv", "metadata.tsv", "metadata.xlsx")
 
 
-class ProblemKind(StrEnum):
-    """What kind of thing is wrong with a dataset."""
-
-    FILE = "file"
-    ENCODING = "encoding"
-    JSON = "json"
-    MISSING_KEY = "missing_key"
-    UNKNOWN_KEY = "unknown_key"
-    TYPE = "type"
-    DUPLICATE_ID = "duplicate_id"
-    PATH = "path"
-    AUDIO = "audio"
-    LIMIT = "limit"
-    LABEL = "label"
-    UNKNOWN_LABEL = "unknown_label"
-    SETTINGS = "settings"
-    REMOTE = "remote"
-
-
-@dataclass(frozen=True)
-class DatasetProblem:
-    """One problem in a dataset: the file, line and field it is at, its kind and the message."""
-
-    path: Path
-    line: int | None
-    field: str | None
-    kind: ProblemKind
-    message: str
-
-    def __str__(self) -> str:
-        where = str(self.path) + (f":{self.line}" if self.line is not None else "")
-        what = f" field {self.field!r}:" if self.field else ":"
-        return f"{where}:{what} {self.message}"
-
-
-class DatasetError(ValueError):
+class DatasetError(ProblemsError):
     """A dataset that cannot be used: every problem found (`.problems`), the first in `.path` etc."""
+
+    title = "problems in the dataset"
 
     def __init__(
         self,
@@ -95,27 +61,12 @@ class DatasetError(ValueError):
         line: int | None,
         field: str | None,
         message: str,
-        problems: list[DatasetProblem] | None = None,
+        problems: list[Problem] | None = None,
     ) -> None:
-        self.path = path
-        self.line = line
-        self.field = field
-        self.message = message
-        self.problems = problems or [DatasetProblem(path, line, field, ProblemKind.FILE, message)]
-        first = str(self.problems[0])
-        if len(self.problems) == 1:
-            super().__init__(first)
-            return
-        shown = [f"  {p}" for p in self.problems[:_SHOWN_PROBLEMS]]
-        more = len(self.problems) - len(shown)
-        super().__init__(
-            f"{len(self.problems)} problems in the dataset:\n"
-            + "\n".join(shown)
-            + (f"\n  ... and {more} more (audio-evals validate lists them all)" if more else "")
-        )
+        super().__init__(problems or [Problem(path, line, field, ProblemKind.FILE, message)])
 
     @classmethod
-    def of(cls, problems: list[DatasetProblem]) -> DatasetError:
+    def of(cls, problems: list[Problem]) -> DatasetError:
         """One error for all these problems (at least one)."""
         first = problems[0]
         return cls(first.path, first.line, first.field, first.message, problems)
@@ -206,7 +157,7 @@ class LoadResult:
     root: Path
     settings: DatasetSettings
     cases: list[Case]
-    problems: list[DatasetProblem]
+    problems: list[Problem]
     audio: dict[int, Path]  # line -> audio whose path and header are fine (labels may not be)
 
 
@@ -246,7 +197,7 @@ def read_dataset(path: str | Path, response_model: type[BaseModel]) -> LoadResul
         result.problems.append(
             _foreign(meta, foreign[0])
             if foreign
-            else DatasetProblem(
+            else Problem(
                 meta,
                 None,
                 None,
@@ -258,14 +209,14 @@ def read_dataset(path: str | Path, response_model: type[BaseModel]) -> LoadResul
     settings, settings_problems = read_settings(root)
     result.settings = settings
     result.problems += [
-        DatasetProblem(root / SETTINGS_FILE, None, p.key, ProblemKind.SETTINGS, p.message)
+        Problem(root / SETTINGS_FILE, None, p.key, ProblemKind.SETTINGS, p.message)
         for p in settings_problems
     ]
     try:
         raw = meta.read_bytes()
     except OSError as exc:
         result.problems.append(
-            DatasetProblem(meta, None, None, ProblemKind.FILE, f"cannot read: {exc.strerror}")
+            Problem(meta, None, None, ProblemKind.FILE, f"cannot read: {exc.strerror}")
         )
         return result
     reader = _RowReader(meta, root, response_model, settings)
@@ -282,13 +233,13 @@ def read_dataset(path: str | Path, response_model: type[BaseModel]) -> LoadResul
     result.audio = reader.audio
     if rows == 0:
         result.problems.append(
-            DatasetProblem(meta, None, None, ProblemKind.FILE, "the dataset has no rows")
+            Problem(meta, None, None, ProblemKind.FILE, "the dataset has no rows")
         )
     return result
 
 
-def _foreign(meta: Path, found: Path) -> DatasetProblem:
-    return DatasetProblem(
+def _foreign(meta: Path, found: Path) -> Problem:
+    return Problem(
         meta,
         None,
         None,
@@ -313,7 +264,7 @@ class _RowReader:
         self.model = model
         self.settings = settings
         self.cases: list[Case] = []
-        self.problems: list[DatasetProblem] = []
+        self.problems: list[Problem] = []
         self.audio: dict[int, Path] = {}
         self.seen: dict[str, int] = {}
         self._remote: RemoteRows | None = None
@@ -328,7 +279,7 @@ class _RowReader:
         return self._remote
 
     def problem(self, line: int, fld: str | None, kind: ProblemKind, message: str) -> None:
-        self.problems.append(DatasetProblem(self.meta, line, fld, kind, message))
+        self.problems.append(Problem(self.meta, line, fld, kind, message))
 
     def read(self, line: int, data: bytes) -> None:
         before = len(self.problems)

@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import datetime as dt
 import functools
+import hashlib
 import logging
 import os
 import shlex
@@ -85,6 +86,8 @@ class BatchInfo:
     reason: str | None = None
     unused_interactions: int | None = None
     unused_unknown: str | None = None
+    loaded: int | None = None
+    played: list[int] | None = None
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> BatchInfo:
@@ -167,6 +170,15 @@ class RunOptions:
     allowed_hosts: tuple[str, ...] = ()
     client_factory: ClientFactory | None = None
     worker: bool = False
+    shard: tuple[int, int] | None = None
+
+
+def in_shard(ref: EvalRef, shard: tuple[int, int]) -> bool:
+    """Whether a unit belongs to shard i of n: a stable hash of suite and case id, so a case's
+    repeats and variants stay together and adding cases moves no other case."""
+    index, count = shard
+    key = hashlib.sha256(f"{ref.suite}\0{ref.case_id}".encode()).digest()
+    return int.from_bytes(key[:8], "big") % count == index - 1
 
 
 def record_command(variant: Variant, case_id: str | None = None, mode: str = "new_episodes") -> str:
@@ -512,21 +524,29 @@ class Engine:
                 self._plays_incomplete = True
             elif cassette is not None:
                 cassette.merge_plays(share.played)
-        complete = info is not None and info.selected == info.collected
-        if cassette is not None and info is not None and not self.options.worker and complete:
+        if cassette is not None and info is not None and not self.options.worker:
             if self._plays_incomplete:
-                info.unused_interactions = None
+                info.unused_interactions, info.played = None, None
                 info.unused_unknown = "a replay process failed, so its plays are unknown"
-            elif not self._pending.get(batch):
-                mode = self.options.record_mode
-                unused = (
-                    cassette.unused_indices()
-                    if mode in (RecordMode.NONE, RecordMode.ONCE, RecordMode.NEW_EPISODES)
-                    else []
-                )
-                info.unused_interactions = len(unused)
-                if unused and self.options.prune_cassettes:
-                    cassette.drop_unused_requests = True
+            elif cassette.write_protected:  # replayed: which recorded interactions it played
+                info.loaded = cassette.loaded_count
+                info.played = sorted(i for i, n in cassette.play_counts.items() if n > 0)
+        complete = (
+            info is not None
+            and info.selected == info.collected
+            and not self._plays_incomplete
+            and not self._pending.get(batch)
+        )
+        if cassette is not None and info is not None and not self.options.worker and complete:
+            mode = self.options.record_mode
+            unused = (
+                cassette.unused_indices()
+                if mode in (RecordMode.NONE, RecordMode.ONCE, RecordMode.NEW_EPISODES)
+                else []
+            )
+            info.unused_interactions = len(unused)
+            if unused and self.options.prune_cassettes:
+                cassette.drop_unused_requests = True
         self._open_batch, self._cassette = None, None
         self._plays_incomplete = False
         self._cassette_stack.close()
@@ -589,6 +609,7 @@ class Engine:
             finished_at=dt.datetime.now(dt.UTC),
             interrupted=self.interrupted,
             notes=self.notes,
+            shard=self.options.shard,
         )
 
 
@@ -597,6 +618,7 @@ def _select(
     suites: Sequence[Suite],
     variants: Iterable[str] | None,
     cases: Iterable[str] | None,
+    shard: tuple[int, int] | None = None,
 ) -> list[EvalRef]:
     wanted_variants = set(variants) if variants is not None else None
     wanted_cases = set(cases) if cases is not None else None
@@ -613,6 +635,8 @@ def _select(
             keep = (wanted_variants is None or ref.variant in wanted_variants) and (
                 wanted_cases is None or ref.case_id in wanted_cases
             )
+            if shard is not None and not in_shard(ref, shard):
+                continue  # another shard's: neither run here nor deselected on purpose
             (selected if keep else dropped).append(ref)
     engine.select(selected, dropped)
     return selected
@@ -632,11 +656,13 @@ def run_suite(
     client_factory: ClientFactory | None = None,
     block_network: bool = True,
     prune_cassettes: bool = False,
+    shard: tuple[int, int] | None = None,
 ) -> Run:
     """Run or replay one suite (or several) and return the run: results and what became of each batch.
 
     Batches that cannot run in replay (no cassette) are skipped, with the reason in `run.batches`;
     a batch that was asked to record and could not is marked failed. Never raises for a case.
+    `shard=(i, n)` runs only the i-th of n shares of the cases (`shards.py`), for `merge_shards`.
     """
     suites = [suite] if isinstance(suite, Suite) else list(suite)
     try:
@@ -656,12 +682,13 @@ def run_suite(
             prune_cassettes=prune_cassettes,
             block_network=block_network,
             client_factory=client_factory,
+            shard=shard,
         ),
     )
     try:
         for s in suites:
             engine.add_suite(s)
-        for ref in _select(engine, suites, variants, cases):
+        for ref in _select(engine, suites, variants, cases, shard):
             with contextlib.suppress(BatchSkipped, BatchFailed):
                 engine.result(ref)
     finally:

@@ -28,7 +28,7 @@ from .gates import (
 from .pricing import PriceTable, load_price_table
 from .report import Report
 from .report import build_report as report_from_results
-from .report_files import ReportSettings, publish
+from .report_files import ReportSettings, publish, publish_folder
 from .run_info import RunInfo, make_headline
 from .terminal import Line, summary_lines
 
@@ -118,16 +118,25 @@ def evaluate_gates(
 
 
 def write_report(
-    report: Report, reports_dir: Path, *, gates: Iterable[GateResult] = (), run: Run | None = None
+    report: Report,
+    reports_dir: Path,
+    *,
+    gates: Iterable[GateResult] = (),
+    run: Run | None = None,
+    folder: Path | None = None,
 ) -> list[Path]:
-    """Write the report into `reports_dir/runs/<UTC time>/` and as `reports_dir/latest/`: the CSVs,
-    summary.md, run.json and report.html (the HTML settings are the project's when `run` is given)."""
+    """Write the report into `reports_dir/runs/<UTC time>/` and as `reports_dir/latest/` (or into
+    `folder` alone): the CSVs, summary.md, run.json and report.html (the HTML settings are the
+    project's when `run` is given)."""
     if report.headline is None:
         raise ValueError(
             "write_report needs a report made by build_report(run) (it has no headline)"
         )
     html = report_settings(run).html if run is not None else None
-    return publish(report, reports_dir, RunInfo(report.headline, tuple(gates)), html)
+    info = RunInfo(report.headline, tuple(gates))
+    if folder is not None:
+        return [publish_folder(report, folder, info, html)]
+    return publish(report, reports_dir, info, html)
 
 
 @dataclass
@@ -145,11 +154,12 @@ class Outcome:
         """Whether a gate failed."""
         return any(g.failed for g in self.gates)
 
-    @property
-    def lines(self) -> list[Line]:
+    def lines(self, *, all_gates: bool = False) -> list[Line]:
         """The short terminal summary: field tables, variants, verdicts, notes, gates, the report."""
         notes = [f"cassettes: {note}" for note in self.hygiene] + self.notes
-        return summary_lines(self.report, self.gates, written=self.written, notes=notes)
+        return summary_lines(
+            self.report, self.gates, written=self.written, notes=notes, all_gates=all_gates
+        )
 
 
 def hygiene(run: Run, *, prune: bool, all_suites_collected: bool) -> list[str]:
@@ -195,6 +205,7 @@ def finish_run(
     prune: bool = False,
     all_suites_collected: bool = False,
     write: bool = True,
+    folder: Path | None = None,
 ) -> Outcome:
     """Build and write the report, judge the gates, update the baseline when asked (GateConfigError)."""
     rules = gate_rules(run)
@@ -209,10 +220,12 @@ def finish_run(
             "and in the cassettes); resume with --record-mode=new_episodes"
         )
     written = (
-        write_report(report, run.project.reports_dir, gates=gates) if write and run.results else []
+        write_report(report, run.project.reports_dir, gates=gates, run=run, folder=folder)
+        if write and run.results
+        else []
     )
     if update_baseline and run.results:
-        failed = [g for g in gates if g.failed and not g.name.startswith("regression")]
+        failed = [g for g in gates if g.failed]
         if failed and not force_baseline:
             notes.append(
                 f"baseline NOT written: {len(failed)} gate(s) failed (first: {failed[0].name}); "

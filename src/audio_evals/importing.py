@@ -36,14 +36,13 @@ from .datasets import (
     METADATA_FILE,
     SCHEMA_KEY,
     DatasetError,
-    DatasetProblem,
-    ProblemKind,
     _accepted_keys,
     load_dataset,
     unwrap_annotation,
 )
 from .files import atomic_copy, atomic_write
 from .limits import CHAT_AUDIO_FORMATS, OPENAI_LIMITS
+from .problems import Problem, ProblemKind
 from .schema import SCHEMA_FILE, write_schema
 
 AUDIO_DIR = "audio"
@@ -122,10 +121,10 @@ def import_dataset(
     """Import `source` (a label file, a saved or in-memory Hugging Face dataset) into `out`."""
     out = Path(out)
     src = _read_source(source, split)
-    problems: list[DatasetProblem] = []
+    problems: list[Problem] = []
 
     def problem(line: int | None, column: str | None, kind: ProblemKind, message: str) -> None:
-        problems.append(DatasetProblem(src.path, line, column, kind, message))
+        problems.append(Problem(src.path, line, column, kind, message))
 
     if out.exists() and not out.is_dir():
         raise DatasetError(out, None, None, "the output path exists and is not a folder")
@@ -305,18 +304,16 @@ def _jsonl(path: Path) -> _Source:
         try:
             row = json.loads(line.decode("utf-8"))
         except UnicodeDecodeError:
-            problems.append(DatasetProblem(path, lineno, None, ProblemKind.ENCODING, "not UTF-8"))
+            problems.append(Problem(path, lineno, None, ProblemKind.ENCODING, "not UTF-8"))
             continue
         except (ValueError, RecursionError) as exc:
             message = exc.msg if isinstance(exc, json.JSONDecodeError) else type(exc).__name__
             problems.append(
-                DatasetProblem(path, lineno, None, ProblemKind.JSON, f"unreadable JSON ({message})")
+                Problem(path, lineno, None, ProblemKind.JSON, f"unreadable JSON ({message})")
             )
             continue
         if not isinstance(row, dict):
-            problems.append(
-                DatasetProblem(path, lineno, None, ProblemKind.JSON, "not a JSON object")
-            )
+            problems.append(Problem(path, lineno, None, ProblemKind.JSON, "not a JSON object"))
             continue
         columns.update(dict.fromkeys(str(k) for k in row))
         rows.append(_Row(lineno, row))

@@ -124,6 +124,14 @@ def pytest_addoption(parser: pytest.Parser, pluginmanager: pytest.PytestPluginMa
         help="with --update-baseline: write it even when gates failed",
     )
     group.addoption(
+        "--shard",
+        type=_shard,
+        default=None,
+        metavar="I/N",
+        help="run the I-th of N shares of the cases (stable by suite and case id) and save a partial "
+        "run to <reports>/shards/I-of-N/ for `audio-evals merge`; no gate is judged",
+    )
+    group.addoption(
         "--prune-cassettes",
         action="store_true",
         default=False,
@@ -148,6 +156,16 @@ def _processes(value: str) -> int | None:
     return count
 
 
+def _shard(value: str) -> tuple[int, int]:
+    """Parse --shard I/N."""
+    from .shards import ShardError, parse_shard
+
+    try:
+        return parse_shard(value)
+    except ShardError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def pytest_configure(config: pytest.Config) -> None:
     """Check the options and the project's gate table, and register the session state."""
     config.addinivalue_line(
@@ -167,6 +185,13 @@ def pytest_configure(config: pytest.Config) -> None:
         raise pytest.UsageError(
             "--prune-cassettes needs the whole run in one process: run it without -n"
         )
+    shard = config.getoption("shard")
+    for option in ("prune_cassettes", "update_baseline"):
+        if shard and config.getoption(option):
+            raise pytest.UsageError(
+                f"--{option.replace('_', '-')} needs the whole run: use it after `audio-evals merge`, "
+                "not with --shard"
+            )
     try:
         project = Project.at(
             config.rootpath,
@@ -191,6 +216,7 @@ def pytest_configure(config: pytest.Config) -> None:
         allowed_hosts=tuple(h.strip() for h in hosts.split(",") if h.strip()),
         client_factory=_client_factory(config),
         worker=worker,
+        shard=shard,
     )
     say = functools.partial(_say, config)
     detail = say if config.option.verbose > 0 else (lambda line: None)
@@ -340,6 +366,8 @@ class EvalSession:
         self.outcome: Any = None
         self.usage_error = False
         self.deselected: list[EvalRef] = []
+        self.other_shards: set[str] = set()
+        self.shard_lines: list[str] = []
 
     def ref_of(self, item: pytest.Item) -> EvalRef | None:
         """The unit an item runs (None for other tests)."""
@@ -391,7 +419,18 @@ class EvalSession:
     def pytest_collection_modifyitems(
         self, session: pytest.Session, config: pytest.Config, items: list[pytest.Item]
     ) -> None:
-        """Apply --variant selection (a name that matches nothing is a usage error)."""
+        """Apply --shard, and --variant selection (a name that matches nothing is a usage error)."""
+        shard = self.engine.options.shard
+        if shard is not None:
+            from .engine import in_shard
+
+            others = [
+                i for i in items if (ref := self.ref_of(i)) is not None and not in_shard(ref, shard)
+            ]
+            if others:
+                self.other_shards.update(i.nodeid for i in others)
+                config.hook.pytest_deselected(items=others)
+                items[:] = [i for i in items if i.nodeid not in self.other_shards]
         wanted = config.getoption("variant") or []
         if not wanted:
             return
@@ -409,8 +448,9 @@ class EvalSession:
             items[:] = keep
 
     def pytest_deselected(self, items: list[pytest.Item]) -> None:
-        """Note units deselected on purpose (-k, -m, --variant)."""
-        self.deselected += [r for r in map(self.ref_of, items) if r is not None]
+        """Note units deselected on purpose (-k, -m, --variant; not another shard's)."""
+        mine = [i for i in items if i.nodeid not in self.other_shards]
+        self.deselected += [r for r in map(self.ref_of, mine) if r is not None]
 
     def pytest_collection_finish(self, session: pytest.Session) -> None:
         """Tell the engine which units run (each batch then runs in one go)."""
@@ -432,6 +472,12 @@ class EvalSession:
         if self.engine.options.worker or self.usage_error or self.config.option.collectonly:
             return
         if not run.batches:
+            return
+        if run.shard is not None:
+            from .shards import shard_folder, shard_lines, write_shard
+
+            folder = write_shard(run, shard_folder(self.engine.project.reports_dir, run.shard))
+            self.shard_lines = list(shard_lines(run, folder))
             return
         from .finish import finish_run
 
@@ -459,11 +505,13 @@ class EvalSession:
         self, terminalreporter: Any, exitstatus: int, config: pytest.Config
     ) -> None:
         """Print the per-field tables, cassette hygiene and the gate verdicts."""
+        for line in self.shard_lines:
+            terminalreporter.write_line(line)
         if self.outcome is None:
             return
         from .terminal import LineKind
 
-        for line in self.outcome.lines:
+        for line in self.outcome.lines(all_gates=config.option.verbose > 0):
             if line.kind is LineKind.SEP:
                 terminalreporter.write_sep("=", line.text)
             else:

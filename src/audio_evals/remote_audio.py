@@ -41,9 +41,10 @@ from tqdm import tqdm
 from .audio import AudioFileError, probe
 from .audio_cache import AudioCache, EntryState, file_digest, hash_file
 from .dataset_settings import DatasetSettings
-from .datasets import Case, Dataset, DatasetProblem, ProblemKind, read_dataset
+from .datasets import Case, Dataset, read_dataset
 from .failures import redact
 from .limits import CHAT_AUDIO_FORMATS, AudioLimits
+from .problems import Problem, ProblemKind
 from .remote_sources import RemoteAudio
 from .results import ErrorKind
 
@@ -125,10 +126,10 @@ class AudioReport:
         """Why each failed case has no audio, by case id."""
         return {s.case.id: s.error for s in self.statuses if s.error is not None}
 
-    def problems(self) -> list[DatasetProblem]:
+    def problems(self) -> list[Problem]:
         """The failures as dataset problems (file, line, field), for `fetch` and `validate`."""
         return [
-            DatasetProblem(
+            Problem(
                 self.metadata,
                 s.case.line,
                 s.field,
@@ -257,11 +258,11 @@ class _AnyLabel(BaseModel):
 class FetchResult:
     """`audio-evals fetch` on one dataset: the problems found loading it, and what fetching did."""
 
-    load_problems: list[DatasetProblem]
+    load_problems: list[Problem]
     report: AudioReport
 
     @property
-    def problems(self) -> list[DatasetProblem]:
+    def problems(self) -> list[Problem]:
         """Every problem, by file and line."""
         return sorted(
             [*self.load_problems, *self.report.problems()], key=lambda p: (str(p.path), p.line or 0)

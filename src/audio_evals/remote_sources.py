@@ -19,7 +19,7 @@ from urllib.parse import unquote, urlsplit
 from .audio import SUFFIXES, format_for_suffix
 from .audio_cache import AudioCache, cache_root, url_key
 from .dataset_settings import RemoteSettings, is_url
-from .datasets import ProblemKind
+from .problems import ProblemKind
 
 # The extra that installs each protocol's fsspec backend.
 EXTRAS: Mapping[str, str] = {

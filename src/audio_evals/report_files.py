@@ -86,3 +86,18 @@ def publish(
     page.write(staging, links_from=latest)
     swap_folder(staging, latest)
     return [latest, run]
+
+
+def publish_folder(
+    report: Report, folder: Path, info: RunInfo, options: HtmlOptions | None = None
+) -> Path:
+    """Write one report folder (e.g. the `-o` of `audio-evals merge`), swapped in whole."""
+    staging = folder.with_name(f".{folder.name}.tmp")
+    if staging.exists():
+        shutil.rmtree(staging)
+    page = build_page(report, info, options)
+    report.write(staging, headline=info.headline, gates=info.gates)
+    atomic_write(staging / RUN_INFO, info.to_json())
+    page.write(staging, links_from=folder)
+    swap_folder(staging, folder)
+    return folder

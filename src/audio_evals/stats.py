@@ -26,10 +26,10 @@ import math
 from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from enum import StrEnum
+from statistics import NormalDist
 from typing import Any
 
 import numpy as np
-from scipy import stats as _sps
 
 __all__ = [
     "AccuracySummary",
@@ -74,7 +74,14 @@ def _check_confidence(confidence: float) -> None:
 
 
 def _z(confidence: float) -> float:
-    return float(_sps.norm.ppf(0.5 + confidence / 2.0))
+    return float(NormalDist().inv_cdf(0.5 + confidence / 2.0))
+
+
+def _sps() -> Any:
+    """scipy.stats, imported when a paired comparison needs it (its import costs ~0.5 s)."""
+    from scipy import stats
+
+    return stats
 
 
 def _as_scores(values: Sequence[Any] | np.ndarray, name: str, *, unit: bool) -> np.ndarray:
@@ -157,7 +164,7 @@ def _sign_flip_pvalue(
         steps, counts = np.unique(np.abs(rounded).astype(np.int64), return_counts=True)
         for step, count in zip(steps.tolist(), counts.tolist(), strict=True):
             kernel = np.zeros(2 * step * count + 1)
-            kernel[:: 2 * step] = _sps.binom.pmf(np.arange(count + 1), count, 0.5)
+            kernel[:: 2 * step] = _sps().binom.pmf(np.arange(count + 1), count, 0.5)
             dist = np.clip(np.convolve(dist, kernel), 0.0, None)
         half = (dist.size - 1) // 2
         support = np.abs(np.arange(-half, half + 1))
@@ -383,7 +390,7 @@ def paired_comparison(
         both = int(np.count_nonzero((xa == 1.0) & (xb == 1.0)))
         neither = n - both - a_only - b_only
         discordant = a_only + b_only
-        p_value = 1.0 if discordant == 0 else float(_sps.binomtest(b_only, discordant).pvalue)
+        p_value = 1.0 if discordant == 0 else float(_sps().binomtest(b_only, discordant).pvalue)
         ci_low, ci_high = _newcombe_paired_ci(both, a_only, b_only, neither, confidence)
         method = "mcnemar-exact+newcombe"
     else:
@@ -450,7 +457,7 @@ def min_detectable_difference(
     if not math.isfinite(discordance) or not 0.0 <= discordance <= 1.0:
         raise ValueError(f"discordance must be in [0, 1], got {discordance!r}")
     z_a = _z(1.0 - alpha)
-    z_b = float(_sps.norm.ppf(power))
+    z_b = float(NormalDist().inv_cdf(power))
 
     def gap(delta: float) -> float:
         psi = max(discordance, delta)

@@ -18,6 +18,7 @@ from pydantic import BaseModel
 
 from .datasets import Dataset, load_dataset
 from .extractors import BUILTINS, Mode, Pipeline, function_name
+from .project import find_root
 
 SUITE_SUFFIX = ".eval.toml"
 LOCAL = "local"
@@ -200,15 +201,6 @@ def import_object(spec: str, root: Path | None = None) -> Any:
     for part in attr.split("."):
         obj = getattr(obj, part)
     return obj
-
-
-def find_root(start: Path) -> Path:
-    """The nearest directory at or above `start` holding pyproject.toml (else `start`)."""
-    start = start.resolve()
-    for candidate in (start, *start.parents):
-        if (candidate / "pyproject.toml").is_file():
-            return candidate
-    return start
 
 
 def _read_prompt(table: Mapping[str, Any], base: Path, where: Path, key_prefix: str) -> str | None:

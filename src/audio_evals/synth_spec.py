@@ -14,7 +14,8 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from .problems import ProblemList
-from .suites import find_root, import_object
+from .project import find_root
+from .suites import import_object
 from .tts import DEFAULT_OPENAI_TTS_MODEL, OPENAI_MAX_INPUT_CHARS, TtsEngine, Voice
 
 DEFAULT_VOICES: tuple[str, ...] = ("flite:slt", "flite:rms", "flite:awb", "espeak-ng:en-us")

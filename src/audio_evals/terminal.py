@@ -76,8 +76,10 @@ def summary_lines(
     *,
     written: Sequence[Path] = (),
     notes: Sequence[str] = (),
+    all_gates: bool = False,
 ) -> list[Line]:
-    """The terminal summary: per suite the field table, one line per variant and per comparison with the baseline."""
+    """The terminal summary: per suite the field table, one line per variant and per comparison
+    with the baseline, the gates that failed or were not evaluated (every gate with `all_gates`)."""
     out = [Line(LineKind.SEP, "audio-evals: field accuracy (95% CI, n)")]
     if report.cases.empty:
         out.append(_text("no case was scored"))
@@ -115,7 +117,15 @@ def summary_lines(
     if gates:
         failed = sum(g.status == FAILED for g in gates)
         out.append(Line(LineKind.SEP, f"audio-evals gates: {failed} failed of {len(gates)}"))
-        out += [_text(f"{_MARK[g.status]} {g.name}: {g.detail}") for g in gates]
+        shown = [g for g in gates if all_gates or g.status != PASSED]
+        out += [_text(f"{_MARK[g.status]} {g.name}: {g.detail}") for g in shown]
+        if len(shown) < len(gates):
+            out.append(
+                _text(
+                    f"{len(gates) - len(shown)} gate(s) passed (each listed with -v, in summary.md "
+                    "and report.html)"
+                )
+            )
     if written:
         also = "".join(f" (also in {_shown(path)}/)" for path in written[1:])
         out.append(_text(f"report: {_shown(written[0] / REPORT_HTML)}{also}"))

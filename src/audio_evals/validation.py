@@ -18,7 +18,8 @@ from pydantic import BaseModel
 from tabulate import tabulate
 
 from .audio import AudioFileError, AudioInfo, decode, probe
-from .datasets import DatasetProblem, ProblemKind, read_dataset
+from .datasets import read_dataset
+from .problems import Problem, ProblemKind
 
 # A decoded length may differ a little from a header's (MP3 encoder delay, AAC padding).
 _LENGTH_TOLERANCE_S = 0.1
@@ -30,7 +31,7 @@ class ValidationReport:
     """Every problem found in a dataset, and what its usable cases hold."""
 
     metadata: Path
-    problems: list[DatasetProblem]
+    problems: list[Problem]
     cases: int
     rows_with_audio: int
     formats: Counter[str] = field(default_factory=Counter)
@@ -86,7 +87,7 @@ def validate_dataset(
             problem = problem.replace(str(audio), urls[line])
         if problem:
             report.problems.append(
-                DatasetProblem(loaded.meta, line, "file_name", ProblemKind.AUDIO, problem)
+                Problem(loaded.meta, line, "file_name", ProblemKind.AUDIO, problem)
             )
         elif case is not None:
             report.formats[str(info.format)] += 1
@@ -116,7 +117,7 @@ def _decode_problem(audio: Path, info: AudioInfo) -> str | None:
     return None
 
 
-def problems_table(problems: list[DatasetProblem]) -> str:
+def problems_table(problems: list[Problem]) -> str:
     """The problems as a plain-text table: file, line, field, kind and what is wrong."""
     rows = [
         [_shown(p.path), p.line if p.line is not None else "", p.field or "", p.kind, p.message]
