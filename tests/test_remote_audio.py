@@ -573,6 +573,10 @@ def test_remote_settings_are_checked_and_credentials_refused(tmp_path: Path) -> 
         [remote.options.s3]
         endpoint_url = "https://storage.example.com"
         secret = "AKIA-NOT-IN-GIT"
+        config_kwargs = { signature_version = "s3v4" }
+
+        [remote.options.https]
+        headers = { Authorization = "Bearer abc" }
 
         [remote.options.gs]
         token = "anon"
@@ -591,10 +595,25 @@ def test_remote_settings_are_checked_and_credentials_refused(tmp_path: Path) -> 
         "remote.retries",
         "remote.timeout",
         "remote.options.s3.secret",
+        "remote.options.https.headers.Authorization",
         "remote.options.az.client_kwargs.account_key",
     ]
     assert "credentials never go in a file" in problems[-1].message
     assert loaded.settings.remote.options == {"gs": {"token": "anon"}}
+    fine = write_dataset(
+        tmp_path / "fine",
+        [{"file_name": "a.wav", "id": "a", "expected": {"digit": 1}}],
+        """
+        [remote]
+        root = "s3://bucket/"
+        [remote.options.s3]
+        endpoint_url = "https://minio.internal:9000"
+        config_kwargs = { signature_version = "s3v4" }
+        client_kwargs = { region_name = "eu-west-1" }
+        """,
+    )
+    settings = read_dataset(fine, SpokenDigit).settings.remote
+    assert settings.options["s3"]["config_kwargs"] == {"signature_version": "s3v4"}
 
 
 def test_the_cache_folder_is_the_environment_s_then_the_dataset_s_then_xdg(

@@ -40,7 +40,9 @@ URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 """What makes a `file_name` (or a remote root) a URL: a scheme and `://`."""
 # Storage options that hold credentials: those come from the environment, never from a file in git.
 _SECRET_OPTION = re.compile(
-    r"key|secret|token|passw|credential|sas|signature|connection_string|auth|cookie", re.I
+    r"(^|_)(key|secret|token|password|passwd|credentials?|connection_string|auth|authorization"
+    r"|cookies?|signature)$",
+    re.I,
 )
 _NON_SECRET_VALUES = {"anon", "google_default", "cache", "cloud", "browser"}  # gcsfs token modes
 
