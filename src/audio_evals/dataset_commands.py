@@ -43,6 +43,30 @@ def add_dataset_commands(sub: argparse._SubParsersAction) -> None:
     sch.add_argument("--model", required=True, help="response model, module:Class")
     sch.add_argument("--stdout", action="store_true", help="print the schema, write nothing")
     sch.set_defaults(func=run_schema)
+    fetch = sub.add_parser(
+        "fetch",
+        help="warm the local audio cache with the remote audio of datasets (or suites)",
+        description="Fetch every remote clip (URLs in file_name, or under [remote] root in "
+        "dataset.toml) that the cache lacks, verify each against its sha256, and check its "
+        "header; a warm cache makes no request. Exit status 1 when any row failed.",
+    )
+    fetch.add_argument(
+        "paths", nargs="+", help="dataset folders (or metadata.jsonl files) or .eval.toml suites"
+    )
+    fetch.add_argument("--jobs", type=int, help="files fetched at once (default: [remote] jobs, 8)")
+    fetch.add_argument("--model", help="response model module:Class, to check labels too")
+    fetch.add_argument(
+        "--refresh",
+        action="store_true",
+        help="fetch again what is cached (a URL's content is otherwise taken not to change)",
+    )
+    fetch.add_argument(
+        "--pin",
+        action="store_true",
+        help="write each remote file's sha256 into its row (rows without one): a changed object "
+        "is then an error, not a silent change of the data",
+    )
+    fetch.set_defaults(func=run_fetch)
     register(sub)
 
 
@@ -116,6 +140,59 @@ def run_validate(args: argparse.Namespace) -> int:
         return 1
     print(f"ok: dataset {report.metadata.parent.name}: {report.summary()}")
     return 0
+
+
+def run_fetch(args: argparse.Namespace) -> int:
+    """`audio-evals fetch PATH... [--jobs N] [--model module:Class] [--refresh]`."""
+    from .remote_audio import FetchResult, fetch_audio, fetch_dataset, pin_digests
+    from .suites import SuiteError, load_suite
+    from .validation import problems_table
+
+    if args.jobs is not None and args.jobs < 1:
+        print("audio-evals fetch: --jobs must be 1 or more", file=sys.stderr)
+        return 2
+    try:
+        model = import_model(args.model) if args.model else None
+    except ModelImportError as exc:
+        print(f"audio-evals fetch: {exc}", file=sys.stderr)
+        return 2
+    failed = False
+    for target in args.paths:
+        if target.endswith(".eval.toml"):
+            try:
+                dataset = load_suite(target).dataset
+            except DatasetError as exc:
+                print(
+                    f"audio-evals fetch: {target}: {len(exc.problems)} problem(s)", file=sys.stderr
+                )
+                print(problems_table(exc.problems), file=sys.stderr)
+                failed = True
+                continue
+            except (SuiteError, ImportError, ValueError) as exc:
+                print(f"audio-evals fetch: {exc}", file=sys.stderr)
+                failed = True
+                continue
+            result = FetchResult([], fetch_audio(dataset, jobs=args.jobs, refresh=args.refresh))
+        else:
+            result = fetch_dataset(target, model, jobs=args.jobs, refresh=args.refresh)
+        cache = f"; cache {result.report.cache}" if result.report.cache else ""
+        print(f"{target}: {result.report.summary()}{cache}")
+        if args.pin:
+            try:
+                pinned = pin_digests(result.report)
+            except (OSError, ValueError) as exc:
+                print(f"audio-evals fetch: --pin: {exc}", file=sys.stderr)
+                failed = True
+            else:
+                print(f"{target}: sha256 written to {pinned} row(s) of {result.report.metadata}")
+        if result.problems:
+            failed = True
+            print(
+                f"audio-evals fetch: {len(result.problems)} problem(s) in {result.report.metadata}",
+                file=sys.stderr,
+            )
+            print(problems_table(result.problems), file=sys.stderr)
+    return 1 if failed else 0
 
 
 def run_schema(args: argparse.Namespace) -> int:

@@ -13,8 +13,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .dataset_settings import is_url, read_settings
 from .datasets import METADATA_FILE
-from .problems import ProblemList
+from .problems import ProblemKind, ProblemList
+from .remote_sources import shown_url
 
 AUDIO_DIR = "audio"
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
@@ -76,6 +78,7 @@ def read_rows(path: str | Path) -> RawDataset:
     rows: list[MetadataRow] = []
     seen: dict[str, int] = {}
     resolved_root = root.resolve()
+    remote_root = read_settings(root)[0].remote.root
     for lineno, line_bytes in enumerate(raw.removeprefix(b"\xef\xbb\xbf").splitlines(), start=1):
         if not line_bytes.strip():
             continue
@@ -115,6 +118,16 @@ def read_rows(path: str | Path) -> RawDataset:
         if "file_name" in data:
             if not isinstance(file_name, str) or not file_name:
                 problems.add(meta, lineno, "file_name", "must be a non-empty relative path")
+                ok = False
+            elif remote_root is not None or is_url(file_name):
+                problems.add(
+                    meta,
+                    lineno,
+                    "file_name",
+                    f"remote audio ({shown_url(file_name if is_url(file_name) else remote_root)}): "
+                    "this command reads audio in the dataset folder only",
+                    ProblemKind.REMOTE,
+                )
                 ok = False
             else:
                 audio = root / file_name

@@ -4,6 +4,9 @@ Loading checks every row and collects every problem before raising one `DatasetE
 them all (file, line, field). Checks at load are the cheap ones (JSON, keys, ids, labels against
 the response model with unknown keys refused, paths inside the folder, the audio's header and the
 API's limits); decoding every sample is `audio-evals validate`'s job (`audio_evals.validation`).
+A remote row (a URL in `file_name`, or a dataset with `[remote] root`) is resolved without any
+network: its header, limits and `sha256` are checked when its audio is fetched
+(`audio_evals.remote_audio`).
 """
 
 from __future__ import annotations
@@ -17,18 +20,31 @@ import typing
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import AliasChoices, AliasPath, BaseModel, ValidationError
 
 from .audio import AudioFileError, AudioFormat, AudioInfo, format_for_suffix, probe
+from .audio_cache import is_digest
 from .dataset_settings import SETTINGS_FILE, DatasetSettings, read_settings
 from .limits import CHAT_AUDIO_FORMATS
 from .problems import Problem, ProblemKind, ProblemsError
 
+if TYPE_CHECKING:
+    from .remote_sources import RemoteAudio, RemoteRows
+
 METADATA_FILE = "metadata.jsonl"
 SCHEMA_KEY = "$schema"
-_KNOWN_KEYS = {"file_name", "id", "expected", "tags", "transcript", "must_pass", SCHEMA_KEY}
+_KNOWN_KEYS = {
+    "file_name",
+    "id",
+    "expected",
+    "tags",
+    "transcript",
+    "must_pass",
+    "sha256",
+    SCHEMA_KEY,
+}
 _BOM = b"\xef\xbb\xbf"
 # Other label files a team may have in the folder, and how to turn them into metadata.jsonl.
 _FOREIGN_METADATA = ("metadata.csv", "metadata.tsv", "metadata.xlsx")
@@ -58,7 +74,10 @@ class DatasetError(ProblemsError):
 
 @dataclass(frozen=True)
 class Case:
-    """One labeled recording: its audio file, the expected record and its tags."""
+    """One labeled recording: its audio file, the expected record and its tags.
+
+    For a remote row, `audio_path` is the file its audio has in the local cache once fetched
+    (`remote` says where from); `sha256` is the row's digest of the audio, when it gives one."""
 
     id: str
     audio_path: Path
@@ -68,6 +87,8 @@ class Case:
     must_pass: bool = False
     line: int = 0
     audio: AudioInfo | None = None
+    remote: RemoteAudio | None = None
+    sha256: str | None = None
 
     @property
     def audio_format(self) -> AudioFormat | None:
@@ -88,6 +109,12 @@ class Dataset:
     response_model: type[BaseModel]
     cases: tuple[Case, ...]
     settings: DatasetSettings = field(default_factory=DatasetSettings)
+    metadata: Path | None = None
+
+    @property
+    def metadata_file(self) -> Path:
+        """The metadata file the cases were read from."""
+        return self.metadata or self.root / METADATA_FILE
 
     def __iter__(self) -> Iterator[Case]:
         return iter(self.cases)
@@ -111,6 +138,7 @@ class Dataset:
             response_model=self.response_model,
             cases=kept,
             settings=self.settings,
+            metadata=self.metadata,
         )
 
     def case(self, case_id: str) -> Case:
@@ -146,6 +174,7 @@ def load_dataset(
         response_model=response_model,
         cases=tuple(result.cases),
         settings=result.settings,
+        metadata=result.meta,
     )
 
 
@@ -238,6 +267,16 @@ class _RowReader:
         self.problems: list[Problem] = []
         self.audio: dict[int, Path] = {}
         self.seen: dict[str, int] = {}
+        self._remote: RemoteRows | None = None
+
+    @property
+    def remote(self) -> RemoteRows:
+        """The resolver of remote rows (made, and fsspec imported, at the first remote row)."""
+        if self._remote is None:
+            from .remote_sources import RemoteRows
+
+            self._remote = RemoteRows(self.settings.remote, Path(self.root_text))
+        return self._remote
 
     def problem(self, line: int, fld: str | None, kind: ProblemKind, message: str) -> None:
         self.problems.append(Problem(self.meta, line, fld, kind, message))
@@ -258,7 +297,14 @@ class _RowReader:
                 f"unknown key (known: {', '.join(sorted(_KNOWN_KEYS))})",
             )
         case_id = self._id(line, row["id"]) if "id" in row else None
-        audio, info = self._audio(line, row["file_name"]) if "file_name" in row else (None, None)
+        remote: RemoteAudio | None = None
+        if "file_name" in row and self._is_remote(row["file_name"]):
+            audio, info, remote = self._remote_audio(line, row["file_name"])
+        else:
+            audio, info = (
+                self._audio(line, row["file_name"]) if "file_name" in row else (None, None)
+            )
+        sha256 = self._sha256(line, row["sha256"]) if "sha256" in row else None
         expected = self._expected(line, row.get("expected")) if "expected" in row else None
         tags = self._tags(line, row.get("tags"))
         transcript = row.get("transcript")
@@ -270,7 +316,7 @@ class _RowReader:
         schema = row.get(SCHEMA_KEY)
         if schema is not None and not isinstance(schema, str):
             self.problem(line, SCHEMA_KEY, ProblemKind.TYPE, "must be a string (the schema file)")
-        if audio is not None:
+        if audio is not None and remote is None:
             self.audio[line] = audio
         if len(self.problems) > before:
             return
@@ -285,6 +331,8 @@ class _RowReader:
                 must_pass=must_pass,
                 line=line,
                 audio=info,
+                remote=remote,
+                sha256=sha256,
             )
         )
 
@@ -342,6 +390,38 @@ class _RowReader:
             return None
         self.seen[case_id] = line
         return case_id
+
+    def _is_remote(self, file_name: Any) -> bool:
+        if not isinstance(file_name, str) or not file_name.strip() or "\x00" in file_name:
+            return False  # _audio names the problem
+        if self.settings.remote.root is None and "://" not in file_name:
+            return False  # the common case, decided without importing anything
+        return self.remote.is_remote(file_name)
+
+    def _remote_audio(
+        self, line: int, file_name: str
+    ) -> tuple[Path | None, None, RemoteAudio | None]:
+        from .remote_sources import RemoteRowError
+
+        try:
+            remote, cached = self.remote.resolve(file_name)
+        except RemoteRowError as exc:
+            self.problem(line, "file_name", exc.kind, str(exc))
+            return None, None, None
+        return cached, None, remote
+
+    def _sha256(self, line: int, value: Any) -> str | None:
+        text = value.strip().lower() if isinstance(value, str) else ""
+        text = text.removeprefix("sha256:")
+        if not is_digest(text):
+            self.problem(
+                line,
+                "sha256",
+                ProblemKind.TYPE,
+                "must be the audio's sha256 as 64 hex digits (what `sha256sum` prints)",
+            )
+            return None
+        return text
 
     def _audio(self, line: int, file_name: Any) -> tuple[Path | None, AudioInfo | None]:
         if not isinstance(file_name, str) or not file_name.strip():

@@ -30,7 +30,8 @@ from .extractors import ClientFactory
 from .field_types import categorical_fields
 from .netguard import blocked_network
 from .project import Project
-from .results import CaseResult, EvalRef
+from .remote_audio import batch_audio
+from .results import CaseResult, ErrorKind, EvalRef
 from .runner import Endpoint, run_batch
 from .suites import Suite, Variant
 
@@ -212,6 +213,7 @@ class Engine:
         self._pending: dict[tuple[str, str], dict[EvalRef, None]] = {}
         self._deselected: set[tuple[str, str]] = set()
         self._failures: dict[tuple[str, str], EngineError] = {}
+        self._audio_failures: dict[tuple[str, str], dict[str, tuple[ErrorKind, str]]] = {}
         self._shares: list[forked.ForkedShare] = []
         self._share_of: dict[EvalRef, forked.ForkedShare] = {}
         self._fork_failed = False
@@ -365,6 +367,9 @@ class Engine:
             self._close_batch()
             if variant.is_local and self.options.record_mode.needs_network(path):
                 self._local_server()  # started outside any cassette: its health checks are not recorded
+            wanted = {r.case_id for r in (*self._pending.get(ref.batch, {}), ref)}
+            # before the cassette opens: fetching remote audio is neither recorded nor blocked
+            self._audio_failures[ref.batch] = batch_audio(suite.dataset, wanted, self.say)
         if (
             not self._heap_frozen
         ):  # once, before any cassette: a closed cassette must stay collectable
@@ -394,6 +399,7 @@ class Engine:
             rpm=self.options.rpm,
             client_factory=self.options.client_factory,
             secrets=self.secrets(),
+            audio_failures=self._audio_failures.get(ref.batch),
         )
         guard = (
             blocked_network(self.options.allowed_hosts)

@@ -28,6 +28,9 @@ class ProblemKind(StrEnum):
     UNKNOWN_LABEL = "unknown_label"
     SETTINGS = "settings"
     SPEC = "spec"
+    REMOTE = (
+        "remote"  # remote audio: a store's backend not installed, a file that cannot be fetched
+    )
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,8 @@ class ErrorKind(StrEnum):
     EXTRACTOR = "extractor"
     WRONG_OUTPUT = "wrong_output"
     NO_TRANSCRIPT = "no_transcript"
+    AUDIO_FETCH = "audio_fetch"  # remote audio that could not be fetched (after retries)
+    AUDIO_INVALID = "audio_invalid"  # audio that is not what its row says (sha256, header, limits)
     HARNESS = "harness"
 
 

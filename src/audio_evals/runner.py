@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -176,8 +176,12 @@ async def run_batch(
     client_factory: ClientFactory | None = None,
     secrets: Iterable[str] = (),
     on_result: Callable[[EvalRef, CaseResult], None] | None = None,
+    audio_failures: Mapping[str, tuple[ErrorKind, str]] | None = None,
 ) -> dict[EvalRef, CaseResult]:
-    """Run the extractions of one (suite, variant) batch concurrently; repeats of a case run in order."""
+    """Run the extractions of one (suite, variant) batch concurrently; repeats of a case run in order.
+
+    A case in `audio_failures` (its audio could not be had: `remote_audio.batch_audio`) fails
+    with that error and its extractor is not called."""
     config = variant_config(suite, variant, endpoint, client_factory)
     fn, name = variant.extractor, variant.extractor_name
     hidden = [endpoint.api_key, *secrets]
@@ -194,8 +198,10 @@ async def run_batch(
         error: tuple[ErrorKind, str] | None = None
         with case_traffic(case.id, ref.repeat) as traffic:
             started = time.perf_counter()
+            error = (audio_failures or {}).get(case.id)
             try:
-                predicted = await call_extractor(fn, name, inputs, config)
+                if error is None:
+                    predicted = await call_extractor(fn, name, inputs, config)
             except Exception as exc:  # every failure is this case's, never the batch's
                 kind, message = classify(exc, name)
                 error = (kind, redact(message, hidden))

@@ -42,7 +42,8 @@ def row_schema(model: type[BaseModel]) -> dict[str, Any]:
             "file_name": {
                 "type": "string",
                 "minLength": 1,
-                "description": "the audio file, relative to the dataset folder "
+                "description": "the audio file, relative to the dataset folder (or to its "
+                "[remote] root), or a URL such as s3://, gs://, az://, hf://, https:// "
                 "(wav, mp3, flac, ogg, opus, m4a, aiff)",
             },
             "id": {"type": "string", "minLength": 1, "description": "unique in the dataset"},
@@ -59,6 +60,11 @@ def row_schema(model: type[BaseModel]) -> dict[str, Any]:
             "must_pass": {
                 "type": "boolean",
                 "description": "fail this case's test when any field is wrong",
+            },
+            "sha256": {
+                "type": "string",
+                "pattern": "^(sha256:)?[0-9a-fA-F]{64}$",
+                "description": "the audio's sha256 (what sha256sum prints), checked when it is used",
             },
         },
         "$defs": defs,

@@ -4,6 +4,7 @@ The loader's checks (JSON, keys, unique ids, labels against the model with unkno
 paths inside the folder, the audio header, the API's size and duration limits) run on every row;
 then each clip whose path and header are fine is decoded in full: a clip that does not decode, or
 whose decoded length, sample rate or channel count disagrees with its header, is a problem too.
+Remote audio is fetched into the cache first (`remote_audio`), and every row's `sha256` is checked.
 """
 
 from __future__ import annotations
@@ -55,12 +56,26 @@ class ValidationReport:
         )
 
 
-def validate_dataset(path: str | Path, model: type[BaseModel]) -> ValidationReport:
+def validate_dataset(
+    path: str | Path, model: type[BaseModel], *, progress: bool | None = None
+) -> ValidationReport:
     """Check every row and decode every clip of the dataset at `path`; never raises for data."""
+    from .remote_audio import ensure_audio
+
     loaded = read_dataset(path, model)
     report = ValidationReport(loaded.meta, list(loaded.problems), len(loaded.cases), 0)
     by_line = {c.line: c for c in loaded.cases}
-    for line, audio in sorted(loaded.audio.items()):
+    fetched = ensure_audio(loaded.cases, loaded.settings, loaded.meta, progress=progress)
+    report.problems += fetched.problems()
+    clips = dict(loaded.audio)
+    urls: dict[int, str] = {}  # a remote clip is named by its URL, not its place in the cache
+    for status in fetched.statuses:
+        if status.error is not None:
+            clips.pop(status.case.line, None)
+        elif status.case.remote is not None:
+            clips[status.case.line] = status.case.audio_path
+            urls[status.case.line] = status.case.remote.shown
+    for line, audio in sorted(clips.items()):
         report.rows_with_audio += 1
         case = by_line.get(line)
         try:
@@ -68,6 +83,8 @@ def validate_dataset(path: str | Path, model: type[BaseModel]) -> ValidationRepo
             problem = _decode_problem(audio, info)
         except AudioFileError as exc:
             problem = f"{audio}: {exc}"
+        if problem and line in urls:
+            problem = problem.replace(str(audio), urls[line])
         if problem:
             report.problems.append(
                 Problem(loaded.meta, line, "file_name", ProblemKind.AUDIO, problem)
