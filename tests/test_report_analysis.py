@@ -308,7 +308,10 @@ def test_terminal_summary_is_short_and_ends_with_the_report_path(tmp_path: Path)
         "pytest evals --record-mode=once --variant gpt-x --variant gpt-y"
     ) in texts
     assert "not run: calls/z: OPENAI_API_KEY is not set" in texts
-    assert "PASS g1: ok" in texts
+    assert "PASS g1: ok" not in texts  # a passed gate is counted, listed with -v
+    assert "1 gate(s) passed (each listed with -v, in summary.md and report.html)" in texts
+    every = summary_lines(report, gates, all_gates=True)
+    assert "PASS g1: ok" in [line.text for line in every]
     assert texts[-1] == (
         f"report: {tmp_path / 'latest' / 'report.html'} (also in {tmp_path / 'runs' / 'T'}/)"
     )
