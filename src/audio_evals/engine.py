@@ -25,9 +25,11 @@ from typing import Any
 from . import cassettes as cas
 from . import forked
 from .cassettes import RecordMode
-from .extractors import ClientFactory
+from .extractors import ClientFactory, Secret
+from .failures import redact
 from .netguard import blocked_network
 from .project import Project
+from .redaction import redacted_logs
 from .results import CaseResult, EvalRef
 from .runner import Endpoint, run_batch
 from .suites import Suite, Variant
@@ -136,6 +138,7 @@ class Run:
     interrupted: bool = False
     notes: list[str] = field(default_factory=list)
     shard: tuple[int, int] | None = None
+    resume: str | None = None  # the command that finishes it when it stops early (its caller's)
 
     @property
     def skips(self) -> list[dict[str, str]]:
@@ -291,11 +294,11 @@ class Engine:
                 )
         return None
 
-    def secrets(self) -> list[str]:
-        """Credentials a message must never show (the keys the suites' variants read)."""
+    def secrets(self) -> list[Secret]:
+        """Credentials a message must never show (the keys the suites' variants read); reprs hide them."""
         names = {v.api_key_env for s in self.suites.values() for v in s.variants}
         names |= {"OPENAI_API_KEY", "OPENAI_ORG_ID", "OPENAI_PROJECT_ID"}
-        return [os.environ[n] for n in sorted(names) if os.environ.get(n)]
+        return [Secret(os.environ[n]) for n in sorted(names) if os.environ.get(n)]
 
     # ---- running -----------------------------------------------------------------------------
     def result(self, ref: EvalRef) -> CaseResult:
@@ -324,7 +327,7 @@ class Engine:
             return Endpoint(base_url, LOCAL_API_KEY, variant.max_retries if live else 0, live)
         base_url = variant.base_url or OPENAI_BASE_URL
         # A server of the team's own (vLLM, a proxy) may need no key: a placeholder then.
-        key = (os.environ.get(variant.api_key_env) or NO_KEY) if live else REPLAY_API_KEY
+        key = Secret(os.environ.get(variant.api_key_env) or NO_KEY) if live else REPLAY_API_KEY
         return Endpoint(base_url, key, variant.max_retries if live else 0, live)
 
     def _run_batch_of(self, ref: EvalRef) -> None:
@@ -384,7 +387,7 @@ class Engine:
             else contextlib.nullcontext()
         )
         on_result: Callable[[EvalRef, CaseResult], None] = self._cache.__setitem__
-        with guard:
+        with guard, redacted_logs(self.secrets):
             own = refs
             if (
                 not live
@@ -406,8 +409,19 @@ class Engine:
                     )
             try:
                 results = asyncio.run(run(own, on_result=on_result))
+            except (
+                Exception
+            ) as exc:  # not a case's failure: the batch's own (its set-up, the harness)
+                raise self._fail_batch(
+                    ref.batch,
+                    BatchFailed(
+                        f"batch {suite.name}/{variant.name} stopped: {type(exc).__name__}: "
+                        f"{redact(str(exc), self.secrets())} -- the other batches still run"
+                    ),
+                ) from None
             except BaseException:  # Ctrl-C: what completed stays (in the cassette and the cache)
                 info.status = BatchStatus.INTERRUPTED
+                info.reason = "interrupted mid-batch"
                 self.interrupted = True
                 raise
         self._settle(ref.batch, results)

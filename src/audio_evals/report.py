@@ -8,7 +8,7 @@ import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -17,6 +17,9 @@ from .files import atomic_write_text
 from .pricing import PriceTable, Usage, load_price_table, usage_from_response
 from .results import CaseResult
 from .stats import PairedResult, accuracy_summary, consistency, paired_comparison
+
+if TYPE_CHECKING:
+    from .run_record import RunRecord
 
 RECORD_FIELD = "(record)"
 RESULT_COLUMNS = [
@@ -421,6 +424,7 @@ class Report:
     skips: list[dict[str, str]]
     scopes: list[Any] = field(default_factory=list)
     root: Path | None = None
+    run: RunRecord | None = None  # complete or partial: run.json, and a banner atop summary.md
 
     def write(self, folder: Path, extra_markdown: str = "") -> None:
         """Write results.csv, cases.csv, fields.csv, variants.csv, comparison.csv, ablation.csv and summary.md."""
@@ -432,10 +436,13 @@ class Report:
         _write_csv(self.comparison, folder / "comparison.csv")
         _write_csv(self.ablation, folder / "ablation.csv")
         atomic_write_text(folder / "summary.md", self.markdown() + extra_markdown)
+        if self.run is not None:
+            atomic_write_text(folder / self.run.FILE, self.run.to_json())
 
     def markdown(self) -> str:
         """The whole run as Markdown."""
-        out = ["# audio-evals report", ""]
+        out = [self.run.banner, ""] if self.run is not None and self.run.banner else []
+        out += ["# audio-evals report", ""]
         for suite in sorted(set(self.cases["suite"])) if not self.cases.empty else []:
             out += [f"## Suite `{suite}`", ""]
             out += [field_table(self.fields, suite, markdown=True), ""]
