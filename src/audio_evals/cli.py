@@ -95,10 +95,11 @@ def _cmd_validate(args: argparse.Namespace) -> int:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from .engine import UsageError, run_suite
+    from .engine import RunInterrupted, UsageError, run_suite
     from .finish import finish_run
     from .gates import GateConfigError
     from .project import Project, ProjectError
+    from .run_record import resume_command
     from .suites import SUITE_SUFFIX, SuiteError, import_object, load_suite
 
     try:
@@ -116,16 +117,20 @@ def _cmd_run(args: argparse.Namespace) -> int:
             return 2
         suites = [load_suite(p, root=project.root) for p in paths]
         factory = import_object(args.client_factory, project.root) if args.client_factory else None
-        run = run_suite(
-            suites,
-            record_mode=args.record_mode,
-            variants=args.variant or None,
-            cases=args.case or None,
-            concurrency=args.concurrency,
-            processes=args.processes,
-            project=project,
-            client_factory=factory,
-        )
+        try:
+            run = run_suite(
+                suites,
+                record_mode=args.record_mode,
+                variants=args.variant or None,
+                cases=args.case or None,
+                concurrency=args.concurrency,
+                processes=args.processes,
+                project=project,
+                client_factory=factory,
+            )
+        except RunInterrupted as stop:  # Ctrl-C: report what completed, marked partial
+            run = stop.run
+        run.resume = resume_command(args.argv, run.record_mode, program="audio-evals")
         outcome = finish_run(run, write=not args.no_write)
     except (SuiteError, ProjectError, GateConfigError, UsageError, ImportError, ValueError) as exc:
         print(f"audio-evals run: {exc}", file=sys.stderr)
@@ -133,7 +138,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
     for line in outcome.lines:
         print(f" {line.text} ".center(88, line.sep) if line.sep else line.text)
     errored = sum(1 for r in run.results if r.error_kind)
-    return 1 if outcome.failed or errored or run.interrupted else 0
+    if run.interrupted:
+        return 130  # as a shell reports a command ended by Ctrl-C
+    return 1 if outcome.failed or errored else 0
 
 
 def _cmd_serve(args: argparse.Namespace) -> int:
@@ -204,6 +211,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `audio-evals` console script."""
     args = build_parser().parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)
     return int(args.func(args))
 
 

@@ -59,6 +59,14 @@ class BatchFailed(EngineError):
     """A batch that was asked to run and could not (recording without a key, an unreadable cassette)."""
 
 
+class RunInterrupted(KeyboardInterrupt):
+    """Ctrl-C during `run_suite`: a KeyboardInterrupt that carries the run as it stood (`.run`)."""
+
+    def __init__(self, run: Run) -> None:
+        super().__init__("the run was interrupted")
+        self.run = run
+
+
 class BatchStatus(StrEnum):
     """What became of one (suite, variant)."""
 
@@ -667,9 +675,13 @@ def run_suite(
         for ref in _select(engine, suites, variants, cases):
             with contextlib.suppress(BatchSkipped, BatchFailed):
                 engine.result(ref)
-    finally:
-        run = engine.close()
-    return run
+    except KeyboardInterrupt:  # what completed is kept: the caller may still report it
+        engine.interrupted = True
+        raise RunInterrupted(engine.close()) from None
+    except BaseException:
+        engine.close()
+        raise
+    return engine.close()
 
 
 async def arun_suite(suite: Suite | Sequence[Suite], **options: Any) -> Run:

@@ -131,6 +131,51 @@ def test_ctrl_c_mid_batch_leaves_a_partial_report_and_the_command_that_resumes(
     assert not (latest / "summary.md").read_text(encoding="utf-8").startswith("> **PARTIAL")
 
 
+def test_ctrl_c_during_audio_evals_run_also_leaves_a_partial_report(
+    tmp_path: Path, slow_server: LocalServer
+) -> None:
+    """The same without pytest: `audio-evals run` reports what completed, marked partial."""
+    root = write_project(
+        tmp_path,
+        {"slow": suite_text("people", variant("a", slow_server.base_url))},
+        pyproject=FLOOR,
+    )
+    write_dataset(root, "people", EIGHT[:4])
+    slow_server.reset_stats()
+    code = INTERRUPTIBLE.replace("import signal, sys, pytest", "import signal, sys").replace(
+        "pytest.main(sys.argv[1:])", "__import__('audio_evals.cli').cli.main()"
+    )
+    child = subprocess.Popen(
+        [sys.executable, "-c", code, "run", "--record-mode", "once", "--concurrency", "1"],
+        cwd=root,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    deadline = time.monotonic() + 120
+    while answered(slow_server) < 1 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    child.send_signal(signal.SIGINT)
+    printed, _ = child.communicate(timeout=120)
+    assert child.returncode == 130, printed
+    resume = "audio-evals run --concurrency 1 --record-mode=new_episodes"
+    assert f"Resume with: {resume}" in printed
+    record = json.loads((root / "reports" / "latest" / "run.json").read_text(encoding="utf-8"))
+    done = len(interactions(root / "cassettes" / "slow" / "a.yaml"))
+    assert (record["complete"], record["resume"]) == (False, resume)
+    assert 1 <= record["batches"][0]["results"] == done < 4
+    finished = subprocess.run(
+        [sys.executable, "-m", "audio_evals.cli", *shlex.split(resume)[1:]],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert finished.returncode == 0, finished.stdout + finished.stderr
+    record = json.loads((root / "reports" / "latest" / "run.json").read_text(encoding="utf-8"))
+    assert record["complete"] is True and record["batches"][0]["results"] == 4
+
+
 # ---- a replay project: broken suites, unreadable cassettes, typos, -x ------------------------------
 
 
