@@ -201,6 +201,7 @@ class Engine:
         self.notes: list[str] = []
         self.started_at = dt.datetime.now(dt.UTC)
         self.interrupted = False
+        self.stopped_early: str | None = None  # why the caller stopped before every unit ran (-x)
         self._worker_suites: dict[str, SuiteInfo] = {}
         self._cache: dict[EvalRef, CaseResult] = {}
         self._pending: dict[tuple[str, str], dict[EvalRef, None]] = {}
@@ -417,9 +418,8 @@ class Engine:
                     )
             try:
                 results = asyncio.run(run(own, on_result=on_result))
-            except (
-                Exception
-            ) as exc:  # not a case's failure: the batch's own (its set-up, the harness)
+            except Exception as exc:
+                # not a case's failure (those are results): the batch's own, its set-up or the harness
                 raise self._fail_batch(
                     ref.batch,
                     BatchFailed(
@@ -588,7 +588,11 @@ class Engine:
             self._cache.clear()
         for info in self.batches.values():
             if info.status is BatchStatus.PENDING and info.selected:
-                info.status = BatchStatus.INTERRUPTED if self.interrupted else BatchStatus.PENDING
+                if self.interrupted:
+                    info.status = BatchStatus.INTERRUPTED
+                elif self.stopped_early:
+                    info.status = BatchStatus.INTERRUPTED
+                    info.reason = f"never run: the session stopped early ({self.stopped_early})"
         suites = {**self._worker_suites, **{n: SuiteInfo.of(s) for n, s in self.suites.items()}}
         return Run(
             project=self.project,

@@ -249,9 +249,9 @@ def finish_run(
     baseline = read_baseline(path)
     gates = evaluate_gates(report, rules, baseline=baseline)
     notes: list[str] = []
-    if report.run is not None and not report.run.complete:
-        notes.append(f"audio-evals: {report.run.summary}")
     partial = report.run is not None and not report.run.complete
+    if report.run is not None and partial:
+        notes.append(f"audio-evals: {report.run.summary}")
     written = (
         write_report(report, run.project.reports_dir, gates=gates)
         if write and (run.results or partial)

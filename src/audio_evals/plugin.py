@@ -437,6 +437,8 @@ class EvalSession:
         """Close the engine; on the controller, write the report, judge the gates, report them."""
         interrupted = exitstatus == pytest.ExitCode.INTERRUPTED
         self.engine.interrupted = self.engine.interrupted or interrupted
+        stopped = session.shouldstop or session.shouldfail  # -x, --maxfail
+        self.engine.stopped_early = str(stopped) if stopped else None
         run = self.engine.close()
         if self.engine.options.worker or self.usage_error or self.config.option.collectonly:
             return

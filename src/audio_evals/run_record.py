@@ -25,13 +25,12 @@ COMPLETE_GATE = "complete run"
 
 
 def unfinished_reason(batch: BatchInfo) -> str | None:
-    """Why a selected batch has no complete set of results (None when it ran, or was not asked to)."""
+    """Why a selected batch has no complete set of results (None when it ran, or was not asked to:
+    a batch whose items were all skipped on purpose, or deselected, is not unfinished)."""
     if batch.status is BatchStatus.FAILED:
         return f"failed: {batch.reason}"
     if batch.status is BatchStatus.INTERRUPTED:
         return batch.reason or "interrupted before it started"
-    if batch.status is BatchStatus.PENDING and batch.selected:
-        return "selected but never run (the session stopped before it, e.g. -x or --maxfail)"
     return None
 
 

@@ -50,8 +50,8 @@ INTERRUPTIBLE = (
 
 @pytest.fixture(scope="module")
 def slow_server() -> Iterator[LocalServer]:
-    """A local server that answers every call after 1.5 s."""
-    with LocalServer(latency_ms=1500) as server:
+    """A local server that answers every call after 0.8 s."""
+    with LocalServer(latency_ms=800) as server:
         yield server
 
 
@@ -229,57 +229,60 @@ def test_a_broken_suite_fails_alone_and_the_other_suites_run_and_are_judged(
     assert {s for s, _ in gates.values()} == {"PASS"}
 
 
-def _top(text: str) -> str:
-    return "interactions: [\n" + text
+# How a cassette can be unreadable as a whole, and what its batch's first item then says.
+CORRUPTIONS = {
+    "a": (  # invalid YAML at the top
+        lambda text: "interactions: [\n" + text,
+        r"cassettes/good/a\.yaml:3: not a readable cassette \(while parsing",
+    ),
+    "c": (  # truncated
+        lambda text: text[: len(text) // 2],
+        r"cassettes/good/c\.yaml: has no audio-evals metadata block at its end",
+    ),
+    "d": (  # a tag that runs `touch` if the file is loaded unsafely
+        lambda text: "!!python/object/apply:os.system ['touch PWNED']\n",
+        r"cassettes/good/d\.yaml: not a readable cassette \(.*python/object/apply:os\.system",
+    ),
+    "e": (  # another harness version's format
+        lambda text: text.replace("format: 2", "format: 99"),
+        r"cassettes/good/e\.yaml: cassette format 99 is not format 2",
+    ),
+}
 
 
-def _truncated(text: str) -> str:
-    return text[: len(text) // 2]
-
-
-def _python_tag(text: str) -> str:
-    return "!!python/object/apply:os.system ['touch PWNED']\n"  # runs `touch` if loaded unsafely
-
-
-def _unknown_format(text: str) -> str:
-    return text.replace("format: 2", "format: 99")
-
-
-@pytest.mark.parametrize(
-    ("corrupt", "message"),
-    [
-        (_top, r"cassettes/good/a\.yaml:3: not a readable cassette \(while parsing"),
-        (_truncated, r"cassettes/good/a\.yaml: has no audio-evals metadata block at its end"),
-        (_python_tag, r"a\.yaml: not a readable cassette \(.*python/object/apply:os\.system"),
-        (_unknown_format, r"cassettes/good/a\.yaml: cassette format 99 is not format 2"),
-    ],
-    ids=["invalid-yaml-at-the-top", "truncated", "python-tag", "unknown-format"],
-)
 def test_an_unreadable_cassette_fails_its_batch_once_and_the_other_batches_run(
-    project: Path, corrupt: object, message: str
+    project: Path,
 ) -> None:
-    cassette = project / "cassettes" / "good" / "a.yaml"
-    cassette.write_text(corrupt(cassette.read_text(encoding="utf-8")), encoding="utf-8")  # type: ignore[operator]
+    """Variants c, d and e make the same requests as a (their cassettes start as copies of a's):
+    a, c, d and e each get a cassette broken a different way; b's is fine."""
+    suite = project / "evals" / "good.eval.toml"
+    suite.write_text(suite.read_text() + variant("c") + variant("d") + variant("e"))
+    good = (project / "cassettes" / "good" / "a.yaml").read_text(encoding="utf-8")
+    for name, (corrupt, _message) in CORRUPTIONS.items():
+        (project / "cassettes" / "good" / f"{name}.yaml").write_text(corrupt(good))
     proc = run_pytest(project, "evals", "-v")
     out = proc.stdout
     assert proc.returncode == 1, both(proc)
     assert not (project / "PWNED").exists(), "a cassette ran code"
-    assert "Traceback" not in both(proc) and len(out.splitlines()) < 80
-    # one clear message for the batch, at its first item, with what to do; every item fails
-    first = out[out.index("_ good[a-c1] _") :].splitlines()[1]
-    assert re.search(message, first), first
-    assert first.endswith(
-        "-- the other batches still run; re-record this one with: "
-        "pytest evals --record-mode=rewrite --variant a"
-    )
-    for case in ("c2", "c3"):
-        assert f"evals/good.eval.toml::good[a-{case}] FAILED" in out
-    assert out.count("the reason is given once, at evals/good.eval.toml::good[a-c1]") == 2
+    assert "Traceback" not in both(proc)
+    for name, (_corrupt, message) in CORRUPTIONS.items():
+        # one clear message for the batch, at its first item, with what to do; every item fails
+        first = out[out.index(f"_ good[{name}-c1] _") :].splitlines()[1]
+        assert re.search(message, first), first
+        assert first.endswith(
+            "-- the other batches still run; re-record this one with: "
+            f"pytest evals --record-mode=rewrite --variant {name}"
+        )
+        for case in ("c2", "c3"):
+            assert f"evals/good.eval.toml::good[{name}-{case}] FAILED" in out
+        said = f"the reason is given once, at evals/good.eval.toml::good[{name}-c1]"
+        assert out.count(said) == 2
+        assert gate_lines(out)[f"min_accuracy good/{name}:* >= 0"][0] == "FAIL"
     # the other batch ran and was judged, the report was written (and says it is partial)
-    assert out.count("evals/good.eval.toml::good[b-") == 3 and "good[b-c3] PASSED" in out
+    assert all(f"good[b-c{i}] PASSED" in out for i in (1, 2, 3))
     assert gate_lines(out)["min_accuracy good/b:name >= 0"][0] == "PASS"
     summary = (project / "reports" / "latest" / "summary.md").read_text(encoding="utf-8")
-    assert summary.startswith("> **PARTIAL RUN (a batch did not run to its end): 3 of 6")
+    assert summary.startswith("> **PARTIAL RUN (a batch did not run to its end): 3 of 15")
 
 
 def test_a_variant_typo_is_a_usage_error_and_nothing_else(project: Path) -> None:
@@ -303,6 +306,31 @@ def test_a_session_stopped_early_is_partial_and_its_gates_fail(project: Path) ->
     gates = gate_lines(proc.stdout)
     assert gates["min_accuracy good/b:* >= 0"] == (
         "FAIL",
-        "not judged: selected but never run (the session stopped before it, e.g. -x or --maxfail)",
+        "not judged: never run: the session stopped early (stopping after 1 failures)",
     )
     assert gates["complete run"][0] == "FAIL"
+    record = json.loads((project / "reports" / "latest" / "run.json").read_text(encoding="utf-8"))
+    assert [(b["variant"], b["status"], b["results"]) for b in record["batches"]] == [
+        ("a", "ran", 3),  # the whole batch ran at its first item: every result is kept
+        ("b", "interrupted", 0),
+    ]
+
+
+def test_a_test_skipped_on_purpose_does_not_make_the_run_partial(project: Path) -> None:
+    """A Python-API test marked skip never asks for its results: that is a choice, not a loss."""
+    (project / "evals" / "test_skipped.py").write_text(
+        "from pathlib import Path\n"
+        "import pytest\n"
+        "from audio_evals import load_suite\n"
+        "SUITE = load_suite(Path(__file__).with_name('good.eval.toml')).derive('good-api')\n\n"
+        "@pytest.mark.skip(reason='not today')\n"
+        "@pytest.mark.audio_eval(SUITE)\n"
+        "def test_skipped(audio_eval_result):\n"
+        "    pass\n",
+        encoding="utf-8",
+    )
+    proc = run_pytest(project, "evals")
+    assert proc.returncode == 0, both(proc)
+    assert " 6 skipped" in proc.stdout
+    record = json.loads((project / "reports" / "latest" / "run.json").read_text(encoding="utf-8"))
+    assert record["complete"] is True, record
