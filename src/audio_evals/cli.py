@@ -45,6 +45,17 @@ def compare_reports(a: Report, b: Report) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def _partial(folder: Path) -> str | None:
+    """What a saved report's run.json says when its run is partial (None when complete or unknown)."""
+    from .run_record import RunRecord
+
+    path = folder / RunRecord.FILE
+    if not path.is_file():
+        return None
+    record = RunRecord.from_json(path.read_text(encoding="utf-8"))
+    return None if record.complete else record.summary
+
+
 def _cmd_compare(args: argparse.Namespace) -> int:
     try:
         a, b = load_report(Path(args.a)), load_report(Path(args.b))
@@ -62,6 +73,13 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     out.mkdir(parents=True, exist_ok=True)
     frame.to_csv(out / "comparison.csv", index=False, float_format="%.6g", lineterminator="\n")
     lines = [f"# Comparison: A = {args.a}, B = {args.b} (diff = B - A, paired by case)", ""]
+    for name, folder in (("A", args.a), ("B", args.b)):
+        partial = _partial(Path(folder))
+        if partial:
+            lines += [f"> **{name} ({folder}) is a {partial}**", ""]
+            print(
+                f"audio-evals compare: warning: {name} ({folder}) is a {partial}", file=sys.stderr
+            )
     for suite in sorted(set(frame["suite"])):
         lines += [f"## Suite `{suite}`", "", comparison_table(frame[frame["suite"] == suite]), ""]
     text = "\n".join(lines)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import re
 import shlex
+import shutil
 import signal
 import subprocess
 import sys
@@ -121,6 +122,7 @@ def test_ctrl_c_mid_batch_leaves_a_partial_report_and_the_command_that_resumes(
     assert f"Resume with: {resume}" in printed
 
     # the command it names finishes the run: what was recorded replays, the rest is recorded
+    shutil.copytree(latest, tmp_path / "partial")
     finished = run_pytest(root, *shlex.split(resume)[1:])
     assert finished.returncode == 0, both(finished)
     now = {case_of(i): latency_of(i) for i in interactions(cassette)}
@@ -129,6 +131,24 @@ def test_ctrl_c_mid_batch_leaves_a_partial_report_and_the_command_that_resumes(
     record = json.loads((latest / "run.json").read_text(encoding="utf-8"))
     assert record["complete"] is True and record["resume"] is None
     assert not (latest / "summary.md").read_text(encoding="utf-8").startswith("> **PARTIAL")
+
+    # comparing with the partial folder says it is one
+    compare = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "audio_evals.cli",
+            "compare",
+            str(tmp_path / "partial"),
+            str(latest),
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert compare.returncode == 0, compare.stdout + compare.stderr
+    warning = f"audio-evals compare: warning: A ({tmp_path / 'partial'}) is a PARTIAL RUN"
+    assert warning in compare.stderr
+    assert "B (" not in compare.stderr
 
 
 def test_ctrl_c_during_audio_evals_run_also_leaves_a_partial_report(
