@@ -1,4 +1,5 @@
-"""Secrets kept out of what a run prints: log records made during a batch, and pytest's reports.
+"""Secrets kept out of what a run prints: log records (during a batch; the whole session under
+pytest) and pytest's reports.
 
 Cassettes keep secrets out by allow-list (`cassettes.py`) and error messages are redacted where
 they are made (`failures.redact`). Two channels remain that carry text nobody wrote for a user:
