@@ -34,6 +34,8 @@ _EXPORTS = {
     "UsageError": "engine",
     "BatchSkipped": "engine",
     "BatchFailed": "engine",
+    "RunInterrupted": "engine",
+    "RunRecord": "run_record",
     "run_suite": "engine",
     "arun_suite": "engine",
     "CaseResult": "results",

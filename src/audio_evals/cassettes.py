@@ -324,11 +324,16 @@ class IndexedCassette(Cassette):
         if not self._load_lazily():
             super()._load()
         meta = self._metadata.get("audio_evals") if isinstance(self._metadata, dict) else None
-        if self.data and (not isinstance(meta, dict) or meta.get("format") != CASSETTE_FORMAT):
-            found = meta.get("format") if isinstance(meta, dict) else "none"
+        if self.data and not isinstance(meta, dict):
             raise CassetteFormatError(
-                f"{self._path}: cassette format {found} is not format {CASSETTE_FORMAT} of "
-                f"audio-evals {__version__} (written by another version of the harness)"
+                f"{self._path}: has no audio-evals metadata block at its end (the file is "
+                "truncated, or was not written by audio-evals)"
+            )
+        if self.data and isinstance(meta, dict) and meta.get("format") != CASSETTE_FORMAT:
+            raise CassetteFormatError(
+                f"{self._path}: cassette format {meta.get('format')} is not format "
+                f"{CASSETTE_FORMAT} of audio-evals {__version__} (written by another version of "
+                "the harness)"
             )
 
     def _load_lazily(self) -> bool:

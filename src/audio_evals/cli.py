@@ -54,6 +54,17 @@ def compare_reports(a: Report, b: Report) -> pd.DataFrame:
     return adjust_comparisons(pd.DataFrame(rows))
 
 
+def _partial(folder: Path) -> str | None:
+    """What a saved report's run.json says when its run is partial (None when complete or unknown)."""
+    from .run_info import RUN_INFO, RunInfo
+
+    path = folder / RUN_INFO
+    if not path.is_file():
+        return None
+    record = RunInfo.from_json(path.read_text(encoding="utf-8"), path).record
+    return None if record is None or record.complete else record.summary
+
+
 def _cmd_compare(args: argparse.Namespace) -> int:
     try:
         a, b = load_report(Path(args.a)), load_report(Path(args.b))
@@ -71,6 +82,13 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     out.mkdir(parents=True, exist_ok=True)
     frame.to_csv(out / "comparison.csv", index=False, float_format="%.6g", lineterminator="\n")
     lines = [f"# Comparison: A = {args.a}, B = {args.b} (diff = B - A, paired by case)", ""]
+    for name, folder in (("A", args.a), ("B", args.b)):
+        partial = _partial(Path(folder))
+        if partial:
+            lines += [f"> **{name} ({folder}) is a {partial}**", ""]
+            print(
+                f"audio-evals compare: warning: {name} ({folder}) is a {partial}", file=sys.stderr
+            )
     for suite in sorted(set(frame["suite"])):
         lines += [f"## Suite `{suite}`", "", comparison_table(frame[frame["suite"] == suite]), ""]
     text = "\n".join(lines)
@@ -127,7 +145,9 @@ def _print_outcome(run: Run, outcome: Outcome) -> int:
     for line in outcome.lines(all_gates=True):
         print(f" {line.text} ".center(88, "=") if line.kind is LineKind.SEP else line.text)
     errored = sum(1 for r in run.results if r.error_kind)
-    return 1 if outcome.failed or errored or run.interrupted else 0
+    if run.interrupted:
+        return 130  # as a shell reports a command ended by Ctrl-C
+    return 1 if outcome.failed or errored else 0
 
 
 def _cmd_merge(args: argparse.Namespace) -> int:
@@ -146,10 +166,11 @@ def _cmd_merge(args: argparse.Namespace) -> int:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from .engine import UsageError, run_suite
+    from .engine import RunInterrupted, UsageError, run_suite
     from .finish import finish_run
     from .gates import GateConfigError
     from .project import Project, ProjectError
+    from .run_record import resume_command
     from .shards import ShardError, parse_shard
     from .suites import SUITE_SUFFIX, SuiteError, import_object, load_suite
 
@@ -168,17 +189,21 @@ def _cmd_run(args: argparse.Namespace) -> int:
             return 2
         suites = [load_suite(p, root=project.root) for p in paths]
         factory = import_object(args.client_factory, project.root) if args.client_factory else None
-        run = run_suite(
-            suites,
-            record_mode=args.record_mode,
-            variants=args.variant or None,
-            cases=args.case or None,
-            concurrency=args.concurrency,
-            processes=args.processes,
-            project=project,
-            client_factory=factory,
-            shard=parse_shard(args.shard) if args.shard else None,
-        )
+        try:
+            run = run_suite(
+                suites,
+                record_mode=args.record_mode,
+                variants=args.variant or None,
+                cases=args.case or None,
+                concurrency=args.concurrency,
+                processes=args.processes,
+                project=project,
+                client_factory=factory,
+                shard=parse_shard(args.shard) if args.shard else None,
+            )
+        except RunInterrupted as stop:  # Ctrl-C: report what completed, marked partial
+            run = stop.run
+        run.resume = resume_command(args.argv, run.record_mode, program="audio-evals")
         if run.shard is not None:
             from .shards import shard_folder, shard_lines, write_shard
 
@@ -289,6 +314,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `audio-evals` console script."""
     args = build_parser().parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)
     return int(args.func(args))
 
 

@@ -26,10 +26,12 @@ from typing import Any
 from . import cassettes as cas
 from . import forked
 from .cassettes import RecordMode
-from .extractors import ClientFactory
+from .extractors import ClientFactory, Secret
+from .failures import redact
 from .field_types import categorical_fields
 from .netguard import blocked_network
 from .project import Project
+from .redaction import redacted_logs
 from .remote_audio import batch_audio
 from .results import CaseResult, ErrorKind, EvalRef
 from .runner import Endpoint, run_batch
@@ -58,6 +60,14 @@ class BatchSkipped(EngineError):
 
 class BatchFailed(EngineError):
     """A batch that was asked to run and could not (recording without a key, an unreadable cassette)."""
+
+
+class RunInterrupted(KeyboardInterrupt):
+    """Ctrl-C during `run_suite`: a KeyboardInterrupt that carries the run as it stood (`.run`)."""
+
+    def __init__(self, run: Run) -> None:
+        super().__init__("the run was interrupted")
+        self.run = run
 
 
 class BatchStatus(StrEnum):
@@ -145,6 +155,7 @@ class Run:
     interrupted: bool = False
     notes: list[str] = field(default_factory=list)
     shard: tuple[int, int] | None = None
+    resume: str | None = None  # the command that finishes it when it stops early (its caller's)
 
     @property
     def skips(self) -> list[dict[str, str]]:
@@ -208,6 +219,7 @@ class Engine:
         self.notes: list[str] = []
         self.started_at = dt.datetime.now(dt.UTC)
         self.interrupted = False
+        self.stopped_early: str | None = None  # why the caller stopped before every unit ran (-x)
         self._worker_suites: dict[str, SuiteInfo] = {}
         self._cache: dict[EvalRef, CaseResult] = {}
         self._pending: dict[tuple[str, str], dict[EvalRef, None]] = {}
@@ -310,11 +322,11 @@ class Engine:
                 )
         return None
 
-    def secrets(self) -> list[str]:
-        """Credentials a message must never show (the keys the suites' variants read)."""
+    def secrets(self) -> list[Secret]:
+        """Credentials a message must never show (the keys the suites' variants read); reprs hide them."""
         names = {v.api_key_env for s in self.suites.values() for v in s.variants}
         names |= {"OPENAI_API_KEY", "OPENAI_ORG_ID", "OPENAI_PROJECT_ID"}
-        return [os.environ[n] for n in sorted(names) if os.environ.get(n)]
+        return [Secret(os.environ[n]) for n in sorted(names) if os.environ.get(n)]
 
     # ---- running -----------------------------------------------------------------------------
     def result(self, ref: EvalRef) -> CaseResult:
@@ -343,7 +355,7 @@ class Engine:
             return Endpoint(base_url, LOCAL_API_KEY, variant.max_retries if live else 0, live)
         base_url = variant.base_url or OPENAI_BASE_URL
         # A server of the team's own (vLLM, a proxy) may need no key: a placeholder then.
-        key = (os.environ.get(variant.api_key_env) or NO_KEY) if live else REPLAY_API_KEY
+        key = Secret(os.environ.get(variant.api_key_env) or NO_KEY) if live else REPLAY_API_KEY
         return Endpoint(base_url, key, variant.max_retries if live else 0, live)
 
     def _run_batch_of(self, ref: EvalRef) -> None:
@@ -407,7 +419,7 @@ class Engine:
             else contextlib.nullcontext()
         )
         on_result: Callable[[EvalRef, CaseResult], None] = self._cache.__setitem__
-        with guard:
+        with guard, redacted_logs(self.secrets):
             own = refs
             if (
                 not live
@@ -429,8 +441,18 @@ class Engine:
                     )
             try:
                 results = asyncio.run(run(own, on_result=on_result))
+            except Exception as exc:
+                # not a case's failure (those are results): the batch's own, its set-up or the harness
+                raise self._fail_batch(
+                    ref.batch,
+                    BatchFailed(
+                        f"batch {suite.name}/{variant.name} stopped: {type(exc).__name__}: "
+                        f"{redact(str(exc), self.secrets())} -- the other batches still run"
+                    ),
+                ) from None
             except BaseException:  # Ctrl-C: what completed stays (in the cassette and the cache)
                 info.status = BatchStatus.INTERRUPTED
+                info.reason = "interrupted mid-batch"
                 self.interrupted = True
                 raise
         self._settle(ref.batch, results)
@@ -597,7 +619,11 @@ class Engine:
             self._cache.clear()
         for info in self.batches.values():
             if info.status is BatchStatus.PENDING and info.selected:
-                info.status = BatchStatus.INTERRUPTED if self.interrupted else BatchStatus.PENDING
+                if self.interrupted:
+                    info.status = BatchStatus.INTERRUPTED
+                elif self.stopped_early:
+                    info.status = BatchStatus.INTERRUPTED
+                    info.reason = f"never run: the session stopped early ({self.stopped_early})"
         suites = {**self._worker_suites, **{n: SuiteInfo.of(s) for n, s in self.suites.items()}}
         return Run(
             project=self.project,
@@ -691,9 +717,13 @@ def run_suite(
         for ref in _select(engine, suites, variants, cases, shard):
             with contextlib.suppress(BatchSkipped, BatchFailed):
                 engine.result(ref)
-    finally:
-        run = engine.close()
-    return run
+    except KeyboardInterrupt:  # what completed is kept: the caller may still report it
+        engine.interrupted = True
+        raise RunInterrupted(engine.close()) from None
+    except BaseException:
+        engine.close()
+        raise
+    return engine.close()
 
 
 async def arun_suite(suite: Suite | Sequence[Suite], **options: Any) -> Run:

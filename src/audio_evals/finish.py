@@ -30,6 +30,7 @@ from .report import Report
 from .report import build_report as report_from_results
 from .report_files import ReportSettings, publish, publish_folder
 from .run_info import RunInfo, make_headline
+from .run_record import run_record, unfinished_reason
 from .terminal import Line, summary_lines
 
 DEFAULT_BASELINE = "reports/baseline.json"
@@ -50,18 +51,27 @@ def gate_rules(run: Run) -> list[GateRules]:
 
 def _scopes(run: Run) -> list[Scope]:
     ran = {(r.suite, r.variant) for r in run.results}
-    return [
-        Scope(
-            suite=b.suite,
-            variant=b.variant,
-            ran=(b.suite, b.variant) in ran,
-            deselected_on_purpose=b.status is BatchStatus.DESELECTED,
-            skipped_reason=b.reason
-            if b.status in (BatchStatus.SKIPPED, BatchStatus.FAILED)
-            else None,
+    scopes = []
+    for b in run.batches.values():
+        unfinished = unfinished_reason(b)
+        scopes.append(
+            Scope(
+                suite=b.suite,
+                variant=b.variant,
+                ran=(b.suite, b.variant) in ran and unfinished is None,
+                deselected_on_purpose=b.status is BatchStatus.DESELECTED,
+                skipped_reason=b.reason
+                if b.status in (BatchStatus.SKIPPED, BatchStatus.FAILED)
+                else None,
+                unfinished=unfinished,
+            )
         )
-        for b in run.batches.values()
-    ]
+    return scopes
+
+
+def _subsets(run: Run) -> set[tuple[str, str]]:
+    """The batches that ran on a subset of their cases (`-k`, `--case`): a baseline keeps the rest."""
+    return {key for key, b in run.batches.items() if 0 < b.selected < b.collected}
 
 
 def _prices(run: Run) -> dict[str, PriceTable]:
@@ -94,6 +104,7 @@ def build_report(run: Run) -> Report:
         root=run.project.root,
     )
     report.scopes = _scopes(run)
+    report.run = run_record(run)
     report.headline = make_headline(
         report, record_mode=str(run.record_mode), root=run.project.root, when=run.started_at
     )
@@ -112,9 +123,10 @@ def evaluate_gates(
     """Judge the rules on a report (the regression baseline is read from the rules' path when not given)."""
     if baseline is None and any(r.regression is not None for r in rules):
         baseline = read_baseline(baseline_path(rules, report.root or Path.cwd()))
+    partial = report.run.gate() if report.run is not None else None
     if not rules and report.results.empty:
-        return []
-    return evaluate(report, rules, report.scopes, baseline)
+        return [partial] if partial else []
+    return ([partial] if partial else []) + evaluate(report, rules, report.scopes, baseline)
 
 
 def write_report(
@@ -133,7 +145,7 @@ def write_report(
             "write_report needs a report made by build_report(run) (it has no headline)"
         )
     html = report_settings(run).html if run is not None else None
-    info = RunInfo(report.headline, tuple(gates))
+    info = RunInfo(report.headline, tuple(gates), report.run)
     if folder is not None:
         return [publish_folder(report, folder, info, html)]
     return publish(report, reports_dir, info, html)
@@ -212,29 +224,29 @@ def finish_run(
     report = build_report(run)
     path = baseline_path(rules, run.project.root)
     baseline = read_baseline(path)
-    gates = evaluate_gates(report, rules, baseline=baseline) if run.results or rules else []
+    gates = evaluate_gates(report, rules, baseline=baseline)
     notes: list[str] = []
-    if run.interrupted:
-        notes.append(
-            "audio-evals: the run was interrupted: the report is partial (what completed is in it "
-            "and in the cassettes); resume with --record-mode=new_episodes"
-        )
+    partial = report.run is not None and not report.run.complete
+    if report.run is not None and partial:
+        notes.append(f"audio-evals: {report.run.summary}")
     written = (
         write_report(report, run.project.reports_dir, gates=gates, run=run, folder=folder)
-        if write and run.results
+        if write and (run.results or partial)
         else []
     )
     if update_baseline and run.results:
         failed = [g for g in gates if g.failed]
-        if failed and not force_baseline:
+        if partial:
+            notes.append(
+                "baseline NOT written: the run is partial (not even with --force-baseline)"
+            )
+        elif failed and not force_baseline:
             notes.append(
                 f"baseline NOT written: {len(failed)} gate(s) failed (first: {failed[0].name}); "
-                "fix them, or pass --force-baseline"
+                "fix them, or pass --force-baseline to accept this run as the new baseline"
             )
-        elif run.interrupted:
-            notes.append("baseline NOT written: the run was interrupted")
         else:
-            doc, changes = merge_baseline(baseline, report)
+            doc, changes = merge_baseline(baseline, report, _subsets(run))
             write_baseline(doc, path)
             notes.append(
                 f"baseline written: {run.project.relative(path)} ({len(changes)} change(s))"

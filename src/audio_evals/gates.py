@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 import fnmatch
 import json
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
@@ -188,13 +189,18 @@ def parse_rules(table: Mapping[str, Any], origin: str, suite: str | None = None)
 
 @dataclass(frozen=True)
 class Scope:
-    """What the run did with one (suite, variant): ran, deselected on purpose, or skipped."""
+    """What the run did with one (suite, variant): ran, deselected on purpose, skipped, or unfinished.
+
+    `unfinished` is why a batch that was asked to run has nothing a gate may judge (it failed,
+    it was interrupted, every case of it errored): every gate on it fails with that reason.
+    """
 
     suite: str
     variant: str
     ran: bool
     deselected_on_purpose: bool
     skipped_reason: str | None
+    unfinished: str | None = None
 
 
 def _match(pattern: str, value: str) -> bool:
@@ -218,7 +224,7 @@ def _variants_for(
             if any(_match(p, s.variant) for p in rules.variants):
                 explicit = any(not any(ch in p for ch in "*?[") for p in rules.variants)
                 out.append((s, explicit))
-        elif s.ran or s.deselected_on_purpose:
+        elif s.ran or s.deselected_on_purpose or s.unfinished:
             out.append((s, False))
     return out
 
@@ -261,12 +267,33 @@ def _unmatched_names(rule: GateRules, scopes: Sequence[Scope]) -> list[GateResul
 
 
 def _not_run(scope: Scope, name: str, threshold: float | None) -> GateResult:
+    if scope.unfinished:
+        return GateResult(name, FAILED, None, threshold, f"not judged: {scope.unfinished}")
     if scope.deselected_on_purpose:
         return GateResult(
             name, NOT_EVALUATED, None, threshold, "deselected on purpose (--variant/-k)"
         )
     reason = scope.skipped_reason or "no case of it was scored"
     return GateResult(name, FAILED, None, threshold, f"never scored: {reason}")
+
+
+def _judged(report: Report, scopes: Sequence[Scope]) -> list[Scope]:
+    """The scopes with every one whose cases all errored marked unfinished: such a run is judged on nothing."""
+    variants = report.variants
+    errored: dict[tuple[str, str], int] = {}
+    if not variants.empty:
+        for _, row in variants.iterrows():
+            if int(row["n"]) and int(row["errors"]) == int(row["n"]):
+                errored[(row["suite"], row["variant"])] = int(row["n"])
+    out = []
+    for s in scopes:
+        n = errored.get((s.suite, s.variant))
+        if s.ran and n is not None:
+            s = dataclasses.replace(
+                s, ran=False, unfinished=f"every case errored ({n} of {n}): nothing was scored"
+            )
+        out.append(s)
+    return out
 
 
 def evaluate(
@@ -278,6 +305,7 @@ def evaluate(
     """Judge every rule on this run's report."""
     out: list[GateResult] = []
     fields = report.fields
+    scopes = _judged(report, scopes)
     suites = sorted({s.suite for s in scopes})
     for rule in rules:
         out += _unmatched_names(rule, scopes)
@@ -419,10 +447,16 @@ def baseline_from_report(report: Report) -> dict[str, Any]:
 
 
 def merge_baseline(
-    old: Mapping[str, Any] | None, report: Report
+    old: Mapping[str, Any] | None,
+    report: Report,
+    subsets: Collection[tuple[str, str]] = (),
 ) -> tuple[dict[str, Any], list[str]]:
-    """The baseline with this run's (suite, variant) entries replaced and every other entry kept,
-    and a line per change (what a subset run, one suite or `--variant`, may update)."""
+    """The baseline updated with what this run scored, every other entry kept, and a line per change.
+
+    A (suite, variant) that ran in full replaces its entry. One that ran on a subset of its cases
+    (`subsets`: `-k`, `--case`) updates those cases only: the other cases keep their recorded
+    values, and each field's accuracy and n are recomputed over the merged cases.
+    """
     new = baseline_from_report(report)
     merged: dict[str, Any] = {
         "version": BASELINE_VERSION,
@@ -432,9 +466,13 @@ def merge_baseline(
     for suite, variants in new["suites"].items():
         for variant, entry in variants.items():
             before = merged["suites"].get(suite, {}).get(variant)
+            subset = (suite, variant) in subsets
+            if subset and before is not None:
+                entry = _merge_cases(before, entry)
             merged["suites"].setdefault(suite, {})[variant] = entry
             if before is None:
-                changes.append(f"{suite}/{variant}: added ({len(entry)} fields)")
+                cases = len(next(iter(entry.values()))["cases"]) if entry else 0
+                changes.append(f"{suite}/{variant}: added ({len(entry)} fields, {cases} cases)")
                 continue
             for fld, now in entry.items():
                 was = before.get(fld)
@@ -447,10 +485,31 @@ def merge_baseline(
                         f"{suite}/{variant}:{fld}: {100 * was['accuracy']:.1f}% -> "
                         f"{100 * now['accuracy']:.1f}% (n {was['n']} -> {now['n']})"
                     )
-            for fld in sorted(set(before) - set(entry)):
-                changes.append(f"{suite}/{variant}:{fld}: removed (no longer scored)")
+            if not subset:
+                for fld in sorted(set(before) - set(entry)):
+                    changes.append(f"{suite}/{variant}:{fld}: removed (no longer scored)")
+            if subset:
+                ran = len(next(iter(new["suites"][suite][variant].values()))["cases"])
+                changes.append(
+                    f"{suite}/{variant}: {ran} case(s) ran (a subset): only their values were "
+                    "updated, the other cases keep their baseline values"
+                )
     merged["suites"] = {k: merged["suites"][k] for k in sorted(merged["suites"])}
     return merged, changes
+
+
+def _merge_cases(before: Mapping[str, Any], entry: Mapping[str, Any]) -> dict[str, Any]:
+    """A variant's baseline entry with the cases of `entry` updated and every other case kept."""
+    out = {fld: dict(value) for fld, value in before.items()}
+    for fld, now in entry.items():
+        cases = {**(before.get(fld) or {}).get("cases", {}), **now["cases"]}
+        cases = dict(sorted(cases.items()))
+        out[fld] = {
+            "accuracy": round(sum(cases.values()) / len(cases), 6) if cases else 0.0,
+            "n": len(cases),
+            "cases": cases,
+        }
+    return out
 
 
 def write_baseline(doc: Mapping[str, Any], path: Path) -> None:

@@ -31,7 +31,9 @@ from .engine import (
 from .extractors import VariantConfig
 from .gates import NOT_EVALUATED, GateConfigError, GateResult, parse_rules
 from .project import Project, ProjectError
+from .redaction import PytestRedactor
 from .results import CaseResult, ErrorKind, EvalRef
+from .run_record import resume_command
 from .suites import SUITE_SUFFIX, Suite, SuiteError, load_suite
 
 RESULT_PROPERTY = "audio_evals_result"
@@ -223,6 +225,7 @@ def pytest_configure(config: pytest.Config) -> None:
     state = EvalSession(config, Engine(project, options, say=say, detail=detail))
     config.stash[STATE_KEY] = state
     config.pluginmanager.register(state, "audio-evals-session")
+    config.pluginmanager.register(PytestRedactor(state.engine.secrets), "audio-evals-redaction")
     if worker or numprocesses:
         config.pluginmanager.register(XdistTransport(state), "audio-evals-xdist")
 
@@ -368,6 +371,7 @@ class EvalSession:
         self.deselected: list[EvalRef] = []
         self.other_shards: set[str] = set()
         self.shard_lines: list[str] = []
+        self.failed_batches: dict[tuple[str, str], str] = {}
 
     def ref_of(self, item: pytest.Item) -> EvalRef | None:
         """The unit an item runs (None for other tests)."""
@@ -385,7 +389,12 @@ class EvalSession:
         except BatchSkipped as exc:
             pytest.skip(str(exc))
         except BatchFailed as exc:
-            raise EvalFailure(str(exc)) from None
+            first = self.failed_batches.setdefault(ref.batch, item.nodeid)
+            if first == item.nodeid:
+                raise EvalFailure(str(exc)) from None
+            raise EvalFailure(  # said once, at the batch's first item; every item still fails
+                f"batch {ref.suite}/{ref.variant} failed; the reason is given once, at {first}"
+            ) from None
         self.item_results[item.nodeid] = result
         if self.engine.options.worker:  # the controller reads it from the report
             item.user_properties.append((RESULT_PROPERTY, result.to_json()))
@@ -468,9 +477,12 @@ class EvalSession:
         """Close the engine; on the controller, write the report, judge the gates, report them."""
         interrupted = exitstatus == pytest.ExitCode.INTERRUPTED
         self.engine.interrupted = self.engine.interrupted or interrupted
+        stopped = session.shouldstop or session.shouldfail  # -x, --maxfail
+        self.engine.stopped_early = str(stopped) if stopped else None
         run = self.engine.close()
         if self.engine.options.worker or self.usage_error or self.config.option.collectonly:
             return
+        run.resume = resume_command(self.config.invocation_params.args, run.record_mode)
         if not run.batches:
             return
         if run.shard is not None:

@@ -33,6 +33,7 @@ from .stats import (
 
 if TYPE_CHECKING:
     from .run_info import RunHeadline
+    from .run_record import RunRecord
 
 RESULT_COLUMNS = [
     "suite",
@@ -523,6 +524,7 @@ class Report:
     scopes: list[Any] = field(default_factory=list)
     root: Path | None = None
     headline: RunHeadline | None = None
+    run: RunRecord | None = None  # complete or partial: run.json, and a banner atop summary.md
 
     def write(
         self,
@@ -547,7 +549,8 @@ class Report:
         self, *, headline: RunHeadline | None = None, gates: Sequence[GateResult] | None = None
     ) -> str:
         """The whole run as Markdown: headline and gate verdicts first, then each suite."""
-        out = ["# audio-evals report", ""]
+        out = [self.run.banner, ""] if self.run is not None and self.run.banner else []
+        out += ["# audio-evals report", ""]
         if headline is not None:
             out += [headline.markdown()]
         if gates is not None:

@@ -10,10 +10,11 @@ from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .gates import GateResult
+from .gates import GateResult, GateStatus
 
 if TYPE_CHECKING:
     from .report import Report
+    from .run_record import RunRecord
 
 RUN_INFO = "run.json"
 RUN_INFO_FORMAT = 1
@@ -130,6 +131,7 @@ class RunInfo:
 
     headline: RunHeadline
     gates: tuple[GateResult, ...] = ()
+    record: RunRecord | None = None
 
     def to_json(self) -> str:
         """run.json's text."""
@@ -137,6 +139,7 @@ class RunInfo:
             "format": RUN_INFO_FORMAT,
             "headline": asdict(self.headline),
             "gates": [asdict(g) for g in self.gates],
+            "run": asdict(self.record) if self.record is not None else None,
         }
         return json.dumps(doc, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
 
@@ -154,10 +157,15 @@ class RunInfo:
             for key in ("suites", "variants", "not_run"):
                 head[key] = tuple(head.get(key, ()))
             headline = RunHeadline(**head)
-            gates = tuple(GateResult(**g) for g in doc.get("gates", []))
+            gates = tuple(
+                GateResult(**{**g, "status": GateStatus(g["status"])}) for g in doc.get("gates", [])
+            )
+            from .run_record import RunRecord
+
+            record = RunRecord.from_dict(doc["run"]) if doc.get("run") else None
         except (KeyError, TypeError) as exc:
             raise ValueError(f"{source}: unreadable run.json ({exc})") from None
-        return cls(headline, gates)
+        return cls(headline, gates, record)
 
 
 def read_run_info(folder: Path) -> RunInfo:

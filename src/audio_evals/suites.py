@@ -19,6 +19,7 @@ from pydantic import BaseModel
 from .datasets import Dataset, load_dataset
 from .extractors import BUILTINS, Mode, Pipeline, function_name
 from .project import find_root
+from .toml_lines import key_line
 
 SUITE_SUFFIX = ".eval.toml"
 LOCAL = "local"
@@ -79,15 +80,61 @@ _SUITE_KEYS = frozenset(
     }
 )
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+# What each common call parameter must hold (the API would refuse anything else, case by case).
+_NUMBER = ((int, float), "a number")
+_WHOLE = ((int,), "a whole number")
+_TEXT = ((str,), "a string")
+_CALL_PARAM_TYPES: dict[str, tuple[tuple[type, ...], str]] = {
+    "temperature": _NUMBER,
+    "top_p": _NUMBER,
+    "frequency_penalty": _NUMBER,
+    "presence_penalty": _NUMBER,
+    "seed": _WHOLE,
+    "max_tokens": _WHOLE,
+    "max_completion_tokens": _WHOLE,
+    "reasoning_effort": _TEXT,
+    "service_tier": _TEXT,
+    "user": _TEXT,
+    "audio": ((Mapping,), "a table"),
+    "modalities": ((list,), "a list of strings"),
+    "stop": ((str, list), "a string or a list of strings"),
+}
 
 
 class SuiteError(ValueError):
-    """A suite file that cannot be used, naming the file and the key that is wrong."""
+    """A suite file that cannot be used, naming the file, the line (when it can be found) and the key."""
 
-    def __init__(self, path: Path | str, key: str | None, message: str) -> None:
+    def __init__(
+        self, path: Path | str, key: str | None, message: str, line: int | None = None
+    ) -> None:
         self.path = Path(path)
         self.key = key
-        super().__init__(f"{path}:" + (f" key {key!r}:" if key else "") + f" {message}")
+        self.line = line if line is not None or key is None else _line_of(self.path, key)
+        where = f"{path}:{self.line}:" if self.line else f"{path}:"
+        super().__init__(where + (f" key {key!r}:" if key else "") + f" {message}")
+
+
+def _line_of(path: Path, key: str) -> int | None:
+    """The line of `key` in the suite file (a variant's key may come from [defaults])."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return None
+    generated = re.match(r"^matrix\[[^\]]*\]\.(\w+)$", key)
+    if generated and generated.group(1) in _MATRIX_SOURCES:  # a key the matrix made up
+        key = f"matrix.{_MATRIX_SOURCES[generated.group(1)]}"
+    fallbacks = ("defaults",) if key.startswith(("variants[", "matrix[")) else ()
+    return key_line(text, key, fallbacks)
+
+
+# The [matrix] key each generated variant key comes from.
+_MATRIX_SOURCES = {
+    "name": "models",
+    "model": "models",
+    "pipeline": "pipelines",
+    "prompt_file": "prompts",
+    "prompt_name": "prompts",
+}
 
 
 @dataclass(frozen=True)
@@ -213,10 +260,21 @@ def _read_prompt(table: Mapping[str, Any], base: Path, where: Path, key_prefix: 
             raise SuiteError(where, f"{key_prefix}prompt", "must be a string")
         return table["prompt"]
     if "prompt_file" in table:
-        path = base / str(table["prompt_file"])
+        if not isinstance(table["prompt_file"], str) or not table["prompt_file"]:
+            raise SuiteError(
+                where,
+                f"{key_prefix}prompt_file",
+                f"must be the path of a text file, got {table['prompt_file']!r}",
+            )
+        path = base / table["prompt_file"]
         if not path.is_file():
             raise SuiteError(where, f"{key_prefix}prompt_file", f"file not found: {path}")
-        return path.read_text(encoding="utf-8").strip()
+        try:
+            return path.read_text(encoding="utf-8").strip()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise SuiteError(
+                where, f"{key_prefix}prompt_file", f"cannot read {path} as UTF-8 text: {exc}"
+            ) from None
     return None
 
 
@@ -238,6 +296,14 @@ def _typed(merged: Mapping[str, Any], where: Path, key: str) -> None:
         raise fail("timeout", "a number of seconds > 0")
     if "params" in merged and not isinstance(merged["params"], Mapping):
         raise fail("params", "a table")
+    for name, (kinds, what) in _CALL_PARAM_TYPES.items():
+        value = merged.get(name)
+        if value is None:
+            continue
+        if isinstance(value, bool) and bool not in kinds or not isinstance(value, kinds):
+            raise fail(name, what)
+        if isinstance(value, list) and not all(isinstance(v, str) for v in value):
+            raise fail(name, what)
     base_url = merged.get("base_url")
     if base_url is not None and base_url != LOCAL:
         try:
@@ -389,18 +455,28 @@ def suite_from_mapping(
         )
     try:
         model = import_object(data["response_model"], root)
-    except (ImportError, AttributeError, ValueError) as exc:
+    except Exception as exc:  # the user's module failed to import: say why, here
         raise SuiteError(
-            source, "response_model", f"cannot import {data['response_model']!r}: {exc}"
+            source,
+            "response_model",
+            f"cannot import {data['response_model']!r}: {type(exc).__name__}: {exc}",
         ) from None
     if not (isinstance(model, type) and issubclass(model, BaseModel)):
         raise SuiteError(
             source, "response_model", f"{data['response_model']!r} is not a pydantic model class"
         )
     prompt = _read_prompt(data, root, source, "") or ""
+    for key in ("defaults", "matrix", "scoring", "gates", "pricing"):
+        if key in data and not isinstance(data[key], Mapping):
+            raise SuiteError(source, key, f"must be a table, got {data[key]!r}")
     defaults = data.get("defaults", {})
+    tables = data.get("variants", [])
+    if not isinstance(tables, list):
+        raise SuiteError(source, "variants", f"must be [[variants]] tables, got {tables!r}")
     variants: list[Variant] = []
-    for i, table in enumerate(data.get("variants", [])):
+    for i, table in enumerate(tables):
+        if not isinstance(table, Mapping):
+            raise SuiteError(source, f"variants[{i}]", f"must be a table, got {table!r}")
         variants.append(_variant(table, defaults, prompt, root, source, f"variants[{i}]"))
     if "matrix" in data:
         variants.extend(_matrix(data["matrix"], defaults, prompt, root, source))
@@ -418,9 +494,19 @@ def suite_from_mapping(
     for key, kind in (("description", str), ("cluster_by", str), ("baseline", str)):
         if key in data and not isinstance(data[key], kind):
             raise SuiteError(source, key, f"must be a string, got {data[key]!r}")
-    for key in ("scoring", "gates", "pricing"):
-        if key in data and not isinstance(data[key], Mapping):
-            raise SuiteError(source, key, f"must be a table, got {data[key]!r}")
+    if data.get("scoring"):
+        _check_scoring(data["scoring"], model, source)
+    if data.get("gates"):
+        from .gates import GateConfigError, parse_rules
+
+        try:
+            parse_rules(data["gates"], "[gates]", suite=name)
+        except GateConfigError as exc:
+            named = re.search(r"unknown gate key '([^']+)'", str(exc)) or re.search(
+                r"\[gates\]: (\w+)", str(exc)
+            )
+            key = f"gates.{named.group(1)}" if named else "gates"
+            raise SuiteError(source, key, str(exc)) from None
     if data.get("pricing"):
         from .pricing import load_price_table
 
@@ -433,6 +519,16 @@ def suite_from_mapping(
             source, "baseline", f"no variant named {data['baseline']!r} (known: {', '.join(names)})"
         )
     dataset = load_dataset(root / data["dataset"], model, name=Path(data["dataset"]).name)
+    cluster_by = data.get("cluster_by")
+    if cluster_by is not None:
+        missing = [c.id for c in dataset if cluster_by not in c.tags]
+        if missing:
+            raise SuiteError(
+                source,
+                "cluster_by",
+                f"{cluster_by!r} is not a tag of {len(missing)} of the {len(dataset)} rows of "
+                f"{data['dataset']} (first: {missing[0]}); intervals would silently not cluster",
+            )
     return Suite(
         name=name,
         dataset=dataset,
@@ -450,14 +546,32 @@ def suite_from_mapping(
     )
 
 
+def _check_scoring(scoring: Mapping[str, Any], model: type[BaseModel], source: Path) -> None:
+    """The [scoring] table holds rules the scorer accepts for fields the model has."""
+    from .scoring import field_paths
+
+    try:
+        field_paths(model, scoring)
+    except (ValueError, TypeError) as exc:
+        named = re.match(r"scoring config key '([^']+)'", str(exc))
+        key = f"scoring.fields.{named.group(1)}" if named else "scoring"
+        raise SuiteError(source, key, str(exc)) from None
+
+
 def load_suite(path: str | Path, root: Path | None = None) -> Suite:
     """Load a `.eval.toml` suite file (paths in it are relative to the repo root)."""
     source = Path(path).resolve()
     root = root or find_root(source.parent)
     try:
-        data = tomllib.loads(source.read_text(encoding="utf-8"))
+        text = source.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SuiteError(source, None, f"cannot be read as UTF-8 text: {exc}") from None
+    try:
+        data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        raise SuiteError(source, None, f"invalid TOML: {exc}") from None
+        at = re.search(r"\(at line (\d+), column \d+\)", str(exc))
+        line = int(at.group(1)) if at else None
+        raise SuiteError(source, None, f"invalid TOML: {exc}", line=line) from None
     default_name = (
         source.name[: -len(SUITE_SUFFIX)] if source.name.endswith(SUITE_SUFFIX) else source.stem
     )
