@@ -109,7 +109,7 @@ def test_ctrl_c_mid_batch_leaves_a_partial_report_and_the_command_that_resumes(
         "slow/b: interrupted before it started, 0 of 8 have results)."
     ), summary[:400]
     assert f"Resume with: {resume}**" in summary.splitlines()[0]
-    record = json.loads((latest / "run.json").read_text(encoding="utf-8"))
+    record = json.loads((latest / "run.json").read_text(encoding="utf-8"))["run"]
     assert (record["complete"], record["interrupted"], record["resume"]) == (False, True, resume)
     assert [(b["variant"], b["status"], b["results"]) for b in record["batches"]] == [
         ("a", "interrupted", len(kept)),
@@ -128,7 +128,7 @@ def test_ctrl_c_mid_batch_leaves_a_partial_report_and_the_command_that_resumes(
     now = {case_of(i): latency_of(i) for i in interactions(cassette)}
     assert len(now) == 8 and {k: now[k] for k in kept} == kept
     assert len(interactions(root / "cassettes" / "slow" / "b.yaml")) == 8
-    record = json.loads((latest / "run.json").read_text(encoding="utf-8"))
+    record = json.loads((latest / "run.json").read_text(encoding="utf-8"))["run"]
     assert record["complete"] is True and record["resume"] is None
     assert not (latest / "summary.md").read_text(encoding="utf-8").startswith("> **PARTIAL")
 
@@ -180,7 +180,9 @@ def test_ctrl_c_during_audio_evals_run_also_leaves_a_partial_report(
     assert child.returncode == 130, printed
     resume = "audio-evals run --concurrency 1 --record-mode=new_episodes"
     assert f"Resume with: {resume}" in printed
-    record = json.loads((root / "reports" / "latest" / "run.json").read_text(encoding="utf-8"))
+    record = json.loads((root / "reports" / "latest" / "run.json").read_text(encoding="utf-8"))[
+        "run"
+    ]
     done = len(interactions(root / "cassettes" / "slow" / "a.yaml"))
     assert (record["complete"], record["resume"]) == (False, resume)
     assert 1 <= record["batches"][0]["results"] == done < 4
@@ -192,7 +194,9 @@ def test_ctrl_c_during_audio_evals_run_also_leaves_a_partial_report(
         timeout=300,
     )
     assert finished.returncode == 0, finished.stdout + finished.stderr
-    record = json.loads((root / "reports" / "latest" / "run.json").read_text(encoding="utf-8"))
+    record = json.loads((root / "reports" / "latest" / "run.json").read_text(encoding="utf-8"))[
+        "run"
+    ]
     assert record["complete"] is True and record["batches"][0]["results"] == 4
 
 
@@ -329,7 +333,9 @@ def test_a_session_stopped_early_is_partial_and_its_gates_fail(project: Path) ->
         "not judged: never run: the session stopped early (stopping after 1 failures)",
     )
     assert gates["complete run"][0] == "FAIL"
-    record = json.loads((project / "reports" / "latest" / "run.json").read_text(encoding="utf-8"))
+    record = json.loads((project / "reports" / "latest" / "run.json").read_text(encoding="utf-8"))[
+        "run"
+    ]
     assert [(b["variant"], b["status"], b["results"]) for b in record["batches"]] == [
         ("a", "ran", 3),  # the whole batch ran at its first item: every result is kept
         ("b", "interrupted", 0),
@@ -352,5 +358,7 @@ def test_a_test_skipped_on_purpose_does_not_make_the_run_partial(project: Path) 
     proc = run_pytest(project, "evals")
     assert proc.returncode == 0, both(proc)
     assert " 6 skipped" in proc.stdout
-    record = json.loads((project / "reports" / "latest" / "run.json").read_text(encoding="utf-8"))
+    record = json.loads((project / "reports" / "latest" / "run.json").read_text(encoding="utf-8"))[
+        "run"
+    ]
     assert record["complete"] is True, record
