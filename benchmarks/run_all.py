@@ -29,6 +29,7 @@ BENCHMARKS = (
     "replay_memory",
     "dataset_load",
     "report_scale",
+    "report_1m",
 )
 
 
