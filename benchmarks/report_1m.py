@@ -362,6 +362,13 @@ def _cpu_seconds(time_v: str) -> float:
     return sum(float(x) for x in found)
 
 
+def _figure(judge: bool, name: str, value: str, target: str, ok: bool, note: str = "") -> Figure:
+    """A figure judged against its target, or shown beside it (INFO) when the size is not the target's."""
+    if judge:
+        return judged(BENCH, name, value, target, ok, note)
+    return Figure(BENCH, name, value, f"{target} at 1M rows", "INFO", note)
+
+
 def measure(work: Path, n_cases: int, n_variants: int) -> tuple[list[Figure], dict[str, Any]]:
     """Generate (or reuse) one layout's shards; time `audio-evals merge` and the in-process steps."""
     rows = n_cases * n_variants * 10
@@ -408,17 +415,19 @@ def measure(work: Path, n_cases: int, n_variants: int) -> tuple[list[Figure], di
             f"    {s['phase']:<34} {s['s']:6.2f} s  CPU {s['cpu_s']:6.2f} s  "
             f"peak RSS so far {s['rss_mib']:5.0f} MiB"
         )
+    # the targets are the 1M-row ones: at --short sizes the figures are shown, not judged
+    judge = rows >= 1_000_000
     figures = [
-        judged(
-            BENCH,
+        _figure(
+            judge,
             f"report built and written from the results ({size})",
             f"{span['s']:.2f} s",
             f"< {TARGET_S:g} s",
             span["s"] < TARGET_S,
             f"CPU {span['cpu_s']:.1f} s",
         ),
-        judged(
-            BENCH,
+        _figure(
+            judge,
             f"audio-evals merge of {SHARDS} shards: peak RSS ({size})",
             f"{rss_mib:.0f} MiB",
             f"< {TARGET_RSS_MIB:.0f} MiB",
