@@ -309,8 +309,7 @@ def _rss_mib() -> float:
 
 
 def phases(root: Path, out: Path) -> dict[str, Any]:
-    """What `audio-evals merge` does, in this process: read the shards, then build and write the report
-    (timed as one span, the figure the target is about), each step of it timed as it runs."""
+    """`audio-evals merge`'s steps in this process: the shards read, then the report built and written, each step timed."""
     from audio_evals import finish, html_report, report, report_files
     from audio_evals.shards import merge_shards
 

@@ -1,5 +1,4 @@
-"""The report at scale gives the same numbers: the fast CSV writer, Parquet, WER, duration buckets,
-paths, the frames and the slices against direct computations, duplicate runs, the cut cases table."""
+"""The report at scale gives the same numbers: CSV, Parquet, WER, buckets, paths, frames, duplicates, the cut cases table."""
 
 from __future__ import annotations
 

@@ -431,16 +431,21 @@ class _Clips:
 
 
 def _suite_data(
-    report: Report, suite: str, shown: ShownCases, clips: _Clips, root: Path
+    report: Report,
+    suite: str,
+    variants: list[str],
+    shown: ShownCases,
+    clips: _Clips,
+    root: Path,
 ) -> dict[str, Any]:
     cases = shown.runs
-    res = report.results[report.results["suite"] == suite]
-    fields = res["field"].unique().tolist()
+    rows = report.results["suite"] == suite
+    fields = report.results.loc[rows, "field"].unique().tolist()
     if not shown.complete:
-        res = res[res["case_id"].isin(cases["case_id"].unique())]
+        rows &= report.results["case_id"].isin(cases["case_id"].unique())
+    res = report.results[rows]
     position = {f: i for i, f in enumerate(fields)}
     tag_columns = sorted(c for c in cases.columns if c.startswith("tag."))
-    variants = report.cases[report.cases["suite"] == suite]["variant"].unique().tolist()
     vindex = {v: i for i, v in enumerate(variants)}
     per_run: dict[tuple[str, str, int], dict[str, list[str]]] = {}
     expected: dict[str, list[str]] = {}
@@ -644,7 +649,7 @@ def build_page(report: Report, info: RunInfo, options: HtmlOptions | None = None
             + f'<div class="cases-root" id="cases-{_e(anchor)}" data-suite="{_e(suite)}"></div>'
             "</section>"
         )
-        data_suites.append(_suite_data(report, suite, shown, clips, root))
+        data_suites.append(_suite_data(report, suite, variants, shown, clips, root))
     not_run = ""
     if report.skips:
         items = "".join(

@@ -28,8 +28,7 @@ class ShownCases:
 
 
 def select_cases(runs: pd.DataFrame, limit: int) -> ShownCases:
-    """A suite's runs, cut to whole cases totalling at most `limit` runs (at least one case): cases with an
-    errored run first, then cases with a wrong field, then the rest, each in report order."""
+    """A suite's runs cut to whole cases within `limit` runs (one case at least): errored, then wrong, then the rest."""
     case_ids = runs["case_id"].to_numpy(dtype=object)
     codes, order = pd.factorize(case_ids)  # cases in order of first appearance
     errored = np.zeros(len(order), dtype=bool)

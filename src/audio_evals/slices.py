@@ -91,25 +91,26 @@ def slices_frame(results: pd.DataFrame, cases: pd.DataFrame) -> pd.DataFrame:
     run_codes, runs = pd.factorize(pd.MultiIndex.from_frame(cases[["suite", "variant"]]))
     field_codes, field_names = pd.factorize(unit_field)
     unit_group = run_codes[unit_case] * len(field_names) + field_codes
-    n_groups = len(runs) * len(field_names)
     case_ids = cases["case_id"].to_numpy(dtype=object)
     repeats = cases["repeat"].to_numpy()
     repeated_runs = np.unique(repeats).size > 1
     rows: list[dict[str, Any]] = []
     for dim, case_slices in _dimensions(cases):
         slice_codes, slice_names = pd.factorize(case_slices)
-        cell = unit_group * len(slice_names) + slice_codes[unit_case]
-        size = n_groups * len(slice_names)
-        n = np.bincount(cell, minlength=size)
-        correct = np.bincount(cell, weights=unit_correct, minlength=size)
+        # each unit's cell (run, field, slice), numbered among the cells that hold a unit
+        cells, cell = np.unique(
+            unit_group * len(slice_names) + slice_codes[unit_case], return_inverse=True
+        )
+        n = np.bincount(cell)
+        correct = np.bincount(cell, weights=unit_correct)
         repeated: set[int] = set()
         if repeated_runs:  # runs of one clip are not independent: cluster by case
             pairs = np.unique(np.stack([cell, repeats[unit_case]]), axis=1)
-            cells, count = np.unique(pairs[0], return_counts=True)
-            repeated = set(cells[count > 1].tolist())
+            with_runs, count = np.unique(pairs[0], return_counts=True)
+            repeated = set(with_runs[count > 1].tolist())
         rows_of = pd.Series(np.arange(cell.size)).groupby(cell).indices if repeated else {}
-        for c in np.flatnonzero(n).tolist():
-            group, slice_code = divmod(c, len(slice_names))
+        for c, code in enumerate(cells.tolist()):
+            group, slice_code = divmod(code, len(slice_names))
             run, fld_code = divmod(group, len(field_names))
             suite, variant = runs[run]
             fld, value = field_names[fld_code], slice_names[slice_code]
