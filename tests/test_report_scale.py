@@ -381,3 +381,12 @@ def test_max_case_rows_setting_is_checked() -> None:
     assert settings_.html.max_case_rows == 500
     with pytest.raises(ReportConfigError, match="max_case_rows must be an integer >= 1, got 0"):
         ReportSettings.from_settings({"report": {"max_case_rows": 0}}, "pyproject")
+
+
+def test_results_read_back_whole_even_with_a_lone_surrogate() -> None:
+    results = _runs(3)
+    odd = results[0]
+    odd.transcript = "heard \ud800 here"  # a model can answer this; UTF-8 cannot hold it
+    for r in results:
+        back = CaseResult.from_json(r.to_json())
+        assert back == r
