@@ -69,6 +69,8 @@ def _strings(values: list[Any]) -> Any:
 
 def _rounded(values: list[Any]) -> np.ndarray:
     """round(float(v), 6) of each value, rounding each distinct value once."""
+    if values.count(None):  # float(None) fails; numpy would make it NaN and the mean with it
+        raise TypeError("a field row's score is None: results must carry a number for every field")
     raw = np.array(values, dtype=float)
     unique, inverse = np.unique(raw.view(np.uint64), return_inverse=True)  # -0.0 apart from 0.0
     rounded = np.array([round(v, 6) for v in unique.view(np.float64).tolist()], dtype=float)
