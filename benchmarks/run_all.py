@@ -30,6 +30,7 @@ BENCHMARKS = (
     "dataset_load",
     "report_scale",
     "remote_fetch",
+    "report_1m",
 )
 
 

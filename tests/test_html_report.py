@@ -10,7 +10,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import pytest
+
+from audio_evals.html_report import share_out
 
 from .conftest import REPO, chromium_path, launch_chromium, run_pytest
 
@@ -250,3 +253,44 @@ def test_report_command_links_audio_that_plays_from_disk(
     assert page.network() == [] and page.errors() == []
     clip = [u for u in page.requests if u.endswith((".wav", ".mp3"))]
     assert clip and all(u.startswith(f"{(root / 'datasets').resolve().as_uri()}/") for u in clip)
+
+
+def test_report_command_cuts_the_cases_table_and_says_where_every_run_is(
+    demo: tuple[Path, str], browser: Any, tmp_path: Path
+) -> None:
+    root, _ = demo
+    run = tmp_path / "run"
+    shutil.copytree(root / "reports" / "latest", run)
+    assert (run / "results.parquet").is_file() and (run / "cases.parquet").is_file()
+    proc = subprocess.run(
+        [sys.executable, "-m", "audio_evals.cli", "report", str(run), "--max-case-rows", "40"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr
+    page = Page(browser, run / "report.html")
+    p = page.page
+    assert page.errors() == [] and page.network() == []
+    cases = pd.read_csv(run / "cases.csv", keep_default_na=False)
+    quota = share_out(cases.groupby("suite").size().to_dict(), 40)
+    cut = [s for s, n in cases.groupby("suite").size().items() if n > quota[s]]
+    assert {"person", "appointment"} <= set(cut)
+    for suite in cut:
+        ui = f"#suite-{suite}"
+        note = p.inner_text(f"{ui} p.left-out")
+        assert "runs left out are in the files beside this page: results.parquet" in note
+        rows = p.eval_on_selector_all(
+            f"{ui} tr.case-row",
+            "rows => rows.map(r => [r.querySelector('.case-id').textContent,"
+            " r.children[2].textContent])",
+        )
+        n = len(rows)
+        assert 0 < n <= quota[suite] and f"This table holds {n} of the suite's" in note
+        assert p.inner_text(f"{ui} span.count") == f"rows 1–{n} of {n} (of {n})"
+        by_case: dict[str, list[str]] = {}
+        for case_id, result in rows:
+            by_case.setdefault(case_id, []).append(result)
+        per_case = cases[cases["suite"] == suite].groupby("case_id").size()
+        assert all(len(v) == per_case[c] for c, v in by_case.items()), "whole cases"
+        assert all(any(r != "exact" for r in v) for v in by_case.values()), "wrong ones first"

@@ -353,14 +353,14 @@ def test_heatmap_keeps_the_most_populous_slices_and_says_what_it_left_out(tmp_pa
     assert "Too many slices" not in full
 
 
-def test_column_quota_keeps_small_dimensions_whole() -> None:
-    from audio_evals.html_report import column_quota
+def test_share_out_keeps_small_parts_whole() -> None:
+    from audio_evals.html_report import share_out
 
-    assert column_quota({"condition": 3, "speaker": 200, "duration": 6}, 40) == {
+    assert share_out({"condition": 3, "speaker": 200, "duration": 6}, 40) == {
         "condition": 3,
         "speaker": 31,
         "duration": 6,
     }
-    assert column_quota({"a": 2, "b": 2}, 40) == {"a": 2, "b": 2}
-    assert column_quota({"a": 50, "b": 50}, 40) == {"a": 20, "b": 20}
-    assert column_quota({"a": 9, "b": 9, "c": 9}, 2) == {"a": 1, "b": 1, "c": 1}
+    assert share_out({"a": 2, "b": 2}, 40) == {"a": 2, "b": 2}
+    assert share_out({"a": 50, "b": 50}, 40) == {"a": 20, "b": 20}
+    assert share_out({"a": 9, "b": 9, "c": 9}, 2) == {"a": 1, "b": 1, "c": 1}

@@ -21,6 +21,7 @@ from .report import (
     load_report,
     per_case_scores,
 )
+from .shown_cases import DEFAULT_MAX_CASE_ROWS
 from .stats import paired_comparison
 from .terminal import LineKind
 
@@ -116,7 +117,14 @@ def _cmd_report(args: argparse.Namespace) -> int:
             return 2
         headline = dataclasses.replace(info.headline, root=str(root.resolve()))
         info = dataclasses.replace(info, headline=headline)
-    options = HtmlOptions(AudioMode(args.audio), int(args.embed_audio_max_mb * 1024 * 1024))
+    if args.max_case_rows < 1:
+        print("audio-evals report: --max-case-rows must be at least 1", file=sys.stderr)
+        return 2
+    options = HtmlOptions(
+        AudioMode(args.audio),
+        int(args.embed_audio_max_mb * 1024 * 1024),
+        max_case_rows=args.max_case_rows,
+    )
     path = build_page(report, info, options).write(folder)
     print(f"written: {path}")
     return 0
@@ -300,6 +308,13 @@ def build_parser() -> argparse.ArgumentParser:
         type=float,
         default=10.0,
         help="auto embeds the clips when they total at most this many MiB (default 10)",
+    )
+    report.add_argument(
+        "--max-case-rows",
+        type=int,
+        default=DEFAULT_MAX_CASE_ROWS,
+        help="runs the cases tables carry, whole cases with an error or a wrong field first "
+        f"(default {DEFAULT_MAX_CASE_ROWS:,}; every run stays in the CSV and Parquet files)",
     )
     report.add_argument(
         "--root", help="project root the clips' paths are relative to (default: the run's)"

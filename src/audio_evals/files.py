@@ -6,17 +6,19 @@ import contextlib
 import os
 import shutil
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
+from typing import BinaryIO
 
 
-def atomic_write(path: Path, data: bytes | str) -> None:
-    """Write `data` (text as UTF-8) to `path` through a temp file in its folder, fsync'ed, then renamed."""
-    payload = data.encode("utf-8") if isinstance(data, str) else data
+@contextlib.contextmanager
+def atomic_file(path: Path) -> Iterator[BinaryIO]:
+    """A binary file to write `path` through: a temp file in its folder, fsync'ed, then renamed (removed on error)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as fh:
-            fh.write(payload)
+            yield fh
             fh.flush()
             os.fsync(fh.fileno())
         umask = os.umask(0)
@@ -27,6 +29,12 @@ def atomic_write(path: Path, data: bytes | str) -> None:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
+
+
+def atomic_write(path: Path, data: bytes | str) -> None:
+    """Write `data` (text as UTF-8) to `path` through a temp file in its folder, fsync'ed, then renamed."""
+    with atomic_file(path) as fh:
+        fh.write(data.encode("utf-8") if isinstance(data, str) else data)
 
 
 def atomic_copy(source: Path, path: Path) -> None:

@@ -21,6 +21,7 @@ from .files import atomic_write
 from .gates import FAILED, NOT_EVALUATED, PASSED, GateResult
 from .report import RECORD_FIELD, Report
 from .run_info import RunInfo
+from .shown_cases import DEFAULT_MAX_CASE_ROWS, ShownCases, select_cases
 from .slices import DURATION, slice_values
 
 REPORT_HTML = "report.html"
@@ -45,11 +46,12 @@ class AudioMode(StrEnum):
 
 @dataclass(frozen=True)
 class HtmlOptions:
-    """Choices for report.html: audio embedding and how many slice columns a heatmap shows."""
+    """Choices for report.html: audio embedding, how many slice columns a heatmap shows, how many runs the cases tables carry."""
 
     audio: AudioMode = AudioMode.AUTO
     embed_max_bytes: int = 10 * 1024 * 1024
     max_slice_columns: int = 40
+    max_case_rows: int = DEFAULT_MAX_CASE_ROWS
 
 
 def _e(value: Any) -> str:
@@ -266,8 +268,8 @@ def _comparison_section(report: Report, suite: str) -> str:
     )
 
 
-def column_quota(sizes: Mapping[str, int], total: int) -> dict[str, int]:
-    """Heatmap columns per dimension within a total: small dimensions whole, the rest share what is left (at least 1 each)."""
+def share_out(sizes: Mapping[str, int], total: int) -> dict[str, int]:
+    """A total shared out (heatmap columns per dimension, case rows per suite): small ones whole, the rest share what is left (at least 1 each)."""
     quota = {d: 0 for d in sizes}
     left = dict(sizes)
     budget = total
@@ -291,7 +293,7 @@ def _slices_section(report: Report, suite: str, options: HtmlOptions) -> str:
         return ""
     fields = [RECORD_FIELD, *dict.fromkeys(f for f in ss["field"] if f != RECORD_FIELD)]
     dims = {dim: slice_values(ss[ss["dimension"] == dim]) for dim in dict.fromkeys(ss["dimension"])}
-    quota = column_quota({d: len(v) for d, v in dims.items()}, options.max_slice_columns)
+    quota = share_out({d: len(v) for d, v in dims.items()}, options.max_slice_columns)
     columns: list[str] = []
     column_of: dict[tuple[str, str], str] = {}
     dropped: list[str] = []
@@ -428,13 +430,22 @@ class _Clips:
         return self.index[raw]
 
 
-def _suite_data(report: Report, suite: str, clips: _Clips, root: Path) -> dict[str, Any]:
-    cases = report.cases[report.cases["suite"] == suite]
-    res = report.results[report.results["suite"] == suite]
-    fields = list(dict.fromkeys(res["field"]))
+def _suite_data(
+    report: Report,
+    suite: str,
+    variants: list[str],
+    shown: ShownCases,
+    clips: _Clips,
+    root: Path,
+) -> dict[str, Any]:
+    cases = shown.runs
+    rows = report.results["suite"] == suite
+    fields = report.results.loc[rows, "field"].unique().tolist()
+    if not shown.complete:
+        rows &= report.results["case_id"].isin(cases["case_id"].unique())
+    res = report.results[rows]
     position = {f: i for i, f in enumerate(fields)}
     tag_columns = sorted(c for c in cases.columns if c.startswith("tag."))
-    variants = list(dict.fromkeys(cases["variant"]))
     vindex = {v: i for i, v in enumerate(variants)}
     per_run: dict[tuple[str, str, int], dict[str, list[str]]] = {}
     expected: dict[str, list[str]] = {}
@@ -467,7 +478,9 @@ def _suite_data(report: Report, suite: str, clips: _Clips, root: Path) -> dict[s
     case_rows: list[list[Any]] = []
     case_index: dict[str, int] = {}
     runs: list[list[Any]] = []
-    for r in cases.to_dict("records"):
+    wanted = ["case_id", "variant", "repeat", "error", "error_message", "transcript"]
+    wanted += ["reference_transcript", "latency_ms", "audio_path", "audio_seconds", *tag_columns]
+    for r in cases[[c for c in wanted if c in cases.columns]].to_dict("records"):
         case_id = str(r["case_id"])
         if case_id not in case_index:
             case_index[case_id] = len(case_rows)
@@ -584,22 +597,41 @@ def _display_path(path: Path, root: Path) -> str:
         return str(path)
 
 
+def _left_out_note(shown: ShownCases, limit: int) -> str:
+    """What a cut cases table leaves out, and where every run is."""
+    if shown.complete:
+        return ""
+    return (
+        f'<p class="warn left-out">This table holds {len(shown.runs):,} of the suite\'s '
+        f"{shown.total_runs:,} runs ({shown.shown_cases:,} of {shown.total_cases:,} cases, "
+        f"whole cases up to {limit:,} rows): first the cases with an extraction error "
+        f"({shown.errored_cases:,}), then those with a wrong field ({shown.wrong_cases:,}), then "
+        f"the rest. The {shown.total_runs - len(shown.runs):,} runs left out are in the files "
+        "beside this page: results.parquet and results.csv (one row per field), cases.parquet "
+        "and cases.csv (one row per run). [tool.audio-evals.report] max_case_rows sets how many "
+        "rows the page carries.</p>"
+    )
+
+
 def build_page(report: Report, info: RunInfo, options: HtmlOptions | None = None) -> HtmlPage:
     """Everything of report.html that does not depend on where it is written (charts, tables, data)."""
     options = options or HtmlOptions()
     headline = info.headline
     root = Path(headline.root) if headline.root and Path(headline.root).is_dir() else Path.cwd()
     badge, gates_html = _gates_section(info.gates)
-    suites = sorted(set(report.cases["suite"])) if not report.cases.empty else []
+    suites = sorted(report.cases["suite"].unique().tolist()) if not report.cases.empty else []
     clips = _Clips([], {})
     data_suites = []
     sections = []
     nav = ['<a href="#gates">gates</a>'] if info.gates else []
+    runs_of = {s: report.cases[report.cases["suite"] == s] for s in suites}
+    quota = share_out({s: len(runs) for s, runs in runs_of.items()}, options.max_case_rows)
     for suite in suites:
         anchor = "suite-" + "".join(ch if ch.isalnum() else "-" for ch in suite)
         nav.append(f'<a href="#{_e(anchor)}">{_e(suite)}</a>')
-        variants = list(dict.fromkeys(report.cases[report.cases["suite"] == suite]["variant"]))
-        n_cases = report.cases[report.cases["suite"] == suite]["case_id"].nunique()
+        variants = runs_of[suite]["variant"].unique().tolist()
+        n_cases = runs_of[suite]["case_id"].nunique()
+        shown = select_cases(runs_of[suite], quota[suite])
         sections.append(
             f'<section id="{_e(anchor)}"><h2>Suite {_e(suite)}</h2>'
             f'<p class="note">{n_cases} cases; variants: {_e(", ".join(variants))}</p>'
@@ -613,10 +645,11 @@ def build_page(report: Report, info: RunInfo, options: HtmlOptions | None = None
             '<p class="note">Filter by variant, field, outcome and tag; click a column '
             "heading to sort. Wrong fields are highlighted; play the clip next to what the "
             "model answered.</p>"
-            f'<div class="cases-root" id="cases-{_e(anchor)}" data-suite="{_e(suite)}"></div>'
+            + _left_out_note(shown, quota[suite])
+            + f'<div class="cases-root" id="cases-{_e(anchor)}" data-suite="{_e(suite)}"></div>'
             "</section>"
         )
-        data_suites.append(_suite_data(report, suite, clips, root))
+        data_suites.append(_suite_data(report, suite, variants, shown, clips, root))
     not_run = ""
     if report.skips:
         items = "".join(

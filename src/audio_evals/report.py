@@ -13,12 +13,16 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+from rapidfuzz.distance import Levenshtein
 
 from .confusion import CONFUSION_COLUMNS, confusion_frame, confusion_markdown
 from .files import atomic_write
+from .frame_files import write_csv, write_parquet
 from .gates import GateResult, gates_markdown
 from .pricing import PriceTable, Usage, load_price_table, usage_from_response
 from .results import CaseResult
+from .run_keys import RUN_KEYS, case_positions, in_report_order
 from .slices import RECORD_FIELD, SLICE_COLUMNS, slices_frame, slices_markdown
 from .stats import (
     PairedResult,
@@ -35,6 +39,8 @@ if TYPE_CHECKING:
     from .run_info import RunHeadline
     from .run_record import RunRecord
 
+RESULTS_PARQUET = "results.parquet"
+CASES_PARQUET = "cases.parquet"
 RESULT_COLUMNS = [
     "suite",
     "variant",
@@ -53,70 +59,106 @@ RESULT_COLUMNS = [
 ]
 
 
+def _strings(values: list[Any]) -> Any:
+    """A column of strings in pandas' default string dtype, built by Arrow; other values as given (pandas infers)."""
+    try:
+        arr = pa.array(values, type=pa.large_string())
+    except (pa.ArrowTypeError, pa.ArrowInvalid):
+        return values
+    return values if arr.null_count else pd.array(arr, dtype="str")
+
+
+def _rounded(values: list[Any]) -> np.ndarray:
+    """round(float(v), 6) of each value, rounding each distinct value once."""
+    if values.count(None):  # float(None) fails; numpy would make it NaN and the mean with it
+        raise TypeError("a field row's score is None: results must carry a number for every field")
+    raw = np.array(values, dtype=float)
+    unique, inverse = np.unique(raw.view(np.uint64), return_inverse=True)  # -0.0 apart from 0.0
+    rounded = np.array([round(v, 6) for v in unique.view(np.float64).tolist()], dtype=float)
+    return rounded[inverse.reshape(-1)]
+
+
 def results_frame(results: Iterable[CaseResult]) -> pd.DataFrame:
     """One row per (suite, variant, case, repeat, field), in a stable order."""
-    rows: list[dict[str, Any]] = []
-    for r in results:
-        for order, f in enumerate(r.fields):
-            rows.append(
-                {
-                    "suite": r.suite,
-                    "variant": r.variant,
-                    "case_id": r.case_id,
-                    "repeat": r.repeat,
-                    "field": f["field"],
-                    "kind": f.get("kind", ""),
-                    "expected": f.get("expected", ""),
-                    "predicted": f.get("predicted", ""),
-                    "correct": bool(f["correct"]),
-                    "score": round(float(f["score"]), 6),
-                    "outcome": f.get("outcome", ""),
-                    "optional": bool(f.get("optional", False)),
-                    "error": str(r.error_kind or ""),
-                    "error_message": r.error or "",
-                    "_order": order,
-                }
-            )
-    frame = pd.DataFrame(rows, columns=[*RESULT_COLUMNS, "_order"])
-    frame = frame.sort_values(["suite", "variant", "case_id", "repeat", "_order"], kind="stable")
-    return frame.drop(columns="_order").reset_index(drop=True)
+    ordered = in_report_order(results)
+    fields = [f for r in ordered for f in r.fields]
+    if not fields:
+        return pd.DataFrame(columns=RESULT_COLUMNS)
+    run_of_row = np.repeat(np.arange(len(ordered)), [len(r.fields) for r in ordered])
+
+    def per_run(values: list[Any]) -> Any:
+        column = _strings(values)
+        return (
+            column.take(run_of_row)
+            if isinstance(column, pd.api.extensions.ExtensionArray)
+            else np.array(column, dtype=object)[run_of_row]
+        )
+
+    columns: dict[str, Any] = {
+        "suite": per_run([r.suite for r in ordered]),
+        "variant": per_run([r.variant for r in ordered]),
+        "case_id": per_run([r.case_id for r in ordered]),
+        "repeat": np.array([r.repeat for r in ordered], dtype=np.int64)[run_of_row],
+        "field": _strings([f["field"] for f in fields]),
+        "kind": _strings([f.get("kind", "") for f in fields]),
+        "expected": _strings([f.get("expected", "") for f in fields]),
+        "predicted": _strings([f.get("predicted", "") for f in fields]),
+        "correct": np.array([f["correct"] for f in fields], dtype=bool),
+        "score": _rounded([f["score"] for f in fields]),
+        "outcome": _strings([f.get("outcome", "") for f in fields]),
+        "optional": np.array([f.get("optional", False) for f in fields], dtype=bool),
+        "error": per_run([str(r.error_kind or "") for r in ordered]),
+        "error_message": per_run([r.error or "" for r in ordered]),
+    }
+    return pd.DataFrame(columns)
 
 
 def word_error_rate(reference: str | None, hypothesis: str | None) -> float | None:
     """Word error rate of a transcript against its reference (None when either is missing)."""
     if not reference or hypothesis is None:
         return None
-    import jiwer
-
-    ref = _normalise_words(reference)
-    hyp = _normalise_words(hypothesis)
+    ref = _normalise_words(reference).split()
     if not ref:
         return None
-    return float(jiwer.wer(ref, hyp)) if hyp else 1.0
+    hyp = _normalise_words(hypothesis).split()
+    return Levenshtein.distance(ref, hyp) / len(ref) if hyp else 1.0
+
+
+class _WordChars(dict[int, str]):
+    """str.translate's table for WER: letters and digits lower-cased, apostrophes kept, the rest a space."""
+
+    def __missing__(self, code: int) -> str:
+        ch = chr(code)
+        value = ch.lower() if ch.isalnum() or ch in " '" else " "
+        self[code] = value
+        return value
+
+
+_WORD_CHARS = _WordChars()
 
 
 def _normalise_words(text: str) -> str:
-    keep = [ch.lower() if ch.isalnum() or ch in " '" else " " for ch in text]
-    return " ".join("".join(keep).split())
+    return " ".join(text.translate(_WORD_CHARS).split())
 
 
 def case_usage_and_cost(result: CaseResult, table: PriceTable) -> tuple[Usage, float | None]:
     """A case's summed usage and cost over its answered calls (None when any call's cost is unknown)."""
-    total, cost = Usage(), 0.0
+    total: Usage | None = None
+    cost: float | None = 0.0
     for call in result.calls:
         if not 200 <= call.status < 300:
             continue
         usage = usage_from_response(call.usage) if call.usage else Usage()
         if call.is_transcription and not usage.audio_seconds and not usage.total_tokens:
             usage = Usage(audio_seconds=float(result.audio_seconds or 0.0))
-        total += usage
+        total = usage if total is None else total + usage
         price = (
             table.cost_usd(call.model or result.model, usage)
             if usage.total_tokens or usage.audio_seconds
             else None  # an answer without usage: its cost is unknown, not zero
         )
         cost = None if cost is None or price is None else cost + price
-    return total, cost
+    return total or Usage(), cost
 
 
 def project_relative(path: str, root: Path | None) -> str:
@@ -129,67 +171,116 @@ def project_relative(path: str, root: Path | None) -> str:
         return path
 
 
+class _RelativePaths:
+    """project_relative for many paths, resolving each folder once."""
+
+    def __init__(self, root: Path | None) -> None:
+        self.root = root
+        self.absolute_root = os.path.abspath(root) if root is not None else ""
+        self.folders: dict[str, str | None] = {}
+
+    def __call__(self, path: str) -> str:
+        if not path or self.root is None or not os.path.isabs(path):
+            return path
+        full = os.path.abspath(path)
+        folder, name = os.path.split(full)
+        if not name or full == self.absolute_root:
+            return project_relative(path, self.root)
+        if folder not in self.folders:
+            try:
+                self.folders[folder] = Path(folder).relative_to(self.absolute_root).as_posix()
+            except ValueError:
+                self.folders[folder] = None
+        relative = self.folders[folder]
+        if relative is None:
+            return path
+        return name if relative == "." else f"{relative}/{name}"
+
+
 def cases_frame(
     results: Iterable[CaseResult],
     prices: Mapping[str, PriceTable] | None = None,
     root: Path | None = None,
 ) -> pd.DataFrame:
     """One row per (suite, variant, case, repeat): outcome, exact record, tokens, cost, latency, transcript, audio."""
-    rows: list[dict[str, Any]] = []
+    given = list(results)
+    ordered = in_report_order(given)
+    if not ordered:
+        return pd.DataFrame()
     default_prices = load_price_table()
-    for r in results:
-        usage, cost = case_usage_and_cost(r, (prices or {}).get(r.suite, default_prices))
-        row: dict[str, Any] = {
-            "suite": r.suite,
-            "variant": r.variant,
-            "case_id": r.case_id,
-            "repeat": r.repeat,
-            "model": r.model,
-            "pipeline": r.pipeline,
-            "error": str(r.error_kind or ""),
-            "error_message": r.error or "",
-            "exact": r.error_kind is None and all(f["correct"] for f in r.fields),
-            "fields_correct": sum(1 for f in r.fields if f["correct"]),
-            "fields": len(r.fields),
-            "must_pass": r.must_pass,
-            "latency_ms": r.latency_ms,
-            "latency_source": str(r.latency_source),
-            "text_input_tokens": usage.text_input_tokens,
-            "audio_input_tokens": usage.audio_input_tokens,
-            "text_output_tokens": usage.text_output_tokens,
-            "audio_output_tokens": usage.audio_output_tokens,
-            "cost_usd": cost,
-            "audio_seconds": r.audio_seconds,
-            "audio_path": project_relative(r.audio_path, root),
-            "transcript": r.transcript or "",
-            "reference_transcript": r.reference_transcript or "",
-            "wer": word_error_rate(r.reference_transcript, r.transcript),
-            "predicted": r.predicted,
-            "expected": r.expected,
-        }
-        for k, v in sorted(r.tags.items()):
-            row[f"tag.{k}"] = v
-        rows.append(row)
-    frame = pd.DataFrame(rows)
-    if frame.empty:
-        return frame
-    return frame.sort_values(["suite", "variant", "case_id", "repeat"], kind="stable").reset_index(
-        drop=True
-    )
+    relative = _RelativePaths(root)
+    usage_cost = [
+        case_usage_and_cost(r, (prices or {}).get(r.suite, default_prices)) for r in ordered
+    ]
+    columns: dict[str, Any] = {
+        "suite": _strings([r.suite for r in ordered]),
+        "variant": _strings([r.variant for r in ordered]),
+        "case_id": _strings([r.case_id for r in ordered]),
+        "repeat": [r.repeat for r in ordered],
+        "model": _strings([r.model for r in ordered]),
+        "pipeline": _strings([r.pipeline for r in ordered]),
+        "error": _strings([str(r.error_kind or "") for r in ordered]),
+        "error_message": _strings([r.error or "" for r in ordered]),
+        "exact": [r.error_kind is None and all(f["correct"] for f in r.fields) for r in ordered],
+        "fields_correct": [sum(1 for f in r.fields if f["correct"]) for r in ordered],
+        "fields": [len(r.fields) for r in ordered],
+        "must_pass": [r.must_pass for r in ordered],
+        "latency_ms": [r.latency_ms for r in ordered],
+        "latency_source": _strings([str(r.latency_source) for r in ordered]),
+        "text_input_tokens": [u.text_input_tokens for u, _ in usage_cost],
+        "audio_input_tokens": [u.audio_input_tokens for u, _ in usage_cost],
+        "text_output_tokens": [u.text_output_tokens for u, _ in usage_cost],
+        "audio_output_tokens": [u.audio_output_tokens for u, _ in usage_cost],
+        "cost_usd": [c for _, c in usage_cost],
+        "audio_seconds": [r.audio_seconds for r in ordered],
+        "audio_path": _strings([relative(r.audio_path) for r in ordered]),
+        "transcript": _strings([r.transcript or "" for r in ordered]),
+        "reference_transcript": _strings([r.reference_transcript or "" for r in ordered]),
+        "wer": [word_error_rate(r.reference_transcript, r.transcript) for r in ordered],
+        "predicted": _strings([r.predicted for r in ordered]),
+        "expected": _strings([r.expected for r in ordered]),
+    }
+    # tag columns in order of first appearance in the results as given, each result's sorted
+    tag_keys = list(dict.fromkeys(k for r in given for k in sorted(r.tags)))
+    for key in tag_keys:
+        columns[f"tag.{key}"] = _strings([r.tags.get(key) for r in ordered])
+    return pd.DataFrame(columns)
+
+
+def _cluster_labels(
+    frame: pd.DataFrame, cases: pd.DataFrame | None, tag: str | None
+) -> np.ndarray | None:
+    """Each row's cluster, its case's value of the tag as text ('' for a row without a case); None without the tag."""
+    column = f"tag.{tag}"
+    if not tag or cases is None or column not in cases.columns:
+        return None
+    labels = np.array([str(v) for v in cases[column].tolist()] + [""], dtype=object)
+    return labels[case_positions(frame, cases)]  # position -1: the trailing ''
 
 
 def _clusters(
-    group: pd.DataFrame, cases: pd.DataFrame | None, cluster_by: str | None
+    labels: np.ndarray | None, case_ids: np.ndarray, repeats: np.ndarray, rows: np.ndarray
 ) -> list[str] | None:
-    if cluster_by and cases is not None and f"tag.{cluster_by}" in cases.columns:
-        tag = cases.set_index(["suite", "variant", "case_id", "repeat"])[f"tag.{cluster_by}"]
-        keys = list(
-            zip(group["suite"], group["variant"], group["case_id"], group["repeat"], strict=True)
-        )
-        return [str(tag.get(k, "")) for k in keys]
-    if group["repeat"].nunique() > 1:
-        return list(group["case_id"])
+    """The clusters of a group of rows: the tag's values, else the case when runs repeat, else none."""
+    if labels is not None:
+        return labels[rows].tolist()
+    if np.unique(repeats[rows]).size > 1:
+        return case_ids[rows].tolist()
     return None
+
+
+def _labels_by_suite(
+    frame: pd.DataFrame, cases: pd.DataFrame | None, cluster_by: Mapping[str, str | None] | None
+) -> dict[str, np.ndarray | None]:
+    """The cluster labels of every row of `frame` for each suite's cluster_by tag (computed once per tag)."""
+    by_tag: dict[str | None, np.ndarray | None] = {}
+    out: dict[str, np.ndarray | None] = {}
+    for suite in frame["suite"].unique().tolist():
+        tag = (cluster_by or {}).get(suite)
+        if tag not in by_tag:
+            by_tag[tag] = _cluster_labels(frame, cases, tag)
+        out[suite] = by_tag[tag]
+    return out
 
 
 def fields_frame(
@@ -203,25 +294,38 @@ def fields_frame(
         return pd.DataFrame(
             columns=["suite", "variant", "field", "n", "correct", "accuracy", "ci_low", "ci_high"]
         )
+    pairs = results[["suite", "field"]].drop_duplicates()
     field_order = {
         (s, f): i
         for i, (s, f) in enumerate(
-            dict.fromkeys(zip(results["suite"], results["field"], strict=False))
+            zip(pairs["suite"].tolist(), pairs["field"].tolist(), strict=True)
         )
     }
-    for (suite, variant, fld), group in results.groupby(["suite", "variant", "field"], sort=False):
-        clusters = _clusters(group, cases, (cluster_by or {}).get(suite))
-        summary = accuracy_summary(group["correct"].astype(bool).tolist(), clusters=clusters)
-        outcomes = group["outcome"].value_counts()
-        tp = int(((group["outcome"] == "match") | (group["outcome"] == "mismatch")).sum())
-        spurious = int(outcomes.get("spurious", 0))
-        missed = int(outcomes.get("missed", 0))
-        optional = bool(group["optional"].any())
-        precision = tp / (tp + spurious) if optional and (tp + spurious) else math.nan
-        recall = tp / (tp + missed) if optional and (tp + missed) else math.nan
+    labels = _labels_by_suite(results, cases, cluster_by)
+    correct = results["correct"].to_numpy(dtype=bool)
+    scores = results["score"].to_numpy(dtype=float)
+    optional = results["optional"].to_numpy(dtype=bool)
+    repeats = results["repeat"].to_numpy()
+    case_ids = results["case_id"].to_numpy(dtype=object)
+    outcome_codes, outcome_names = pd.factorize(results["outcome"])
+    code = {str(name): i for i, name in enumerate(outcome_names.tolist())}
+
+    def count(rows: np.ndarray, outcome: str) -> int:
+        return int(np.count_nonzero(outcome_codes[rows] == code[outcome])) if outcome in code else 0
+
+    groups = results.groupby(["suite", "variant", "field"], sort=False).indices
+    for (suite, variant, fld), rows_ in groups.items():
+        clusters = _clusters(labels[suite], case_ids, repeats, rows_)
+        summary = accuracy_summary(correct[rows_], clusters=clusters)
+        tp = count(rows_, "match") + count(rows_, "mismatch")
+        spurious = count(rows_, "spurious")
+        missed = count(rows_, "missed")
+        is_optional = bool(optional[rows_].any())
+        precision = tp / (tp + spurious) if is_optional and (tp + spurious) else math.nan
+        recall = tp / (tp + missed) if is_optional and (tp + missed) else math.nan
         f1 = (
             2 * precision * recall / (precision + recall)
-            if optional and precision + recall > 0
+            if is_optional and precision + recall > 0
             else math.nan
         )
         row = {
@@ -229,12 +333,12 @@ def fields_frame(
             "variant": variant,
             "field": fld,
             "n": summary.n,
-            "correct": int(group["correct"].sum()),
+            "correct": int(correct[rows_].sum()),
             "accuracy": summary.accuracy,
             "ci_low": summary.ci_low,
             "ci_high": summary.ci_high,
             "ci_method": summary.method,
-            "mean_score": float(group["score"].mean()),
+            "mean_score": float(pd.Series(scores[rows_]).mean()),
             "missed": missed,
             "spurious": spurious,
             "presence_precision": precision,
@@ -243,7 +347,8 @@ def fields_frame(
             "consistency": math.nan,
             "_order": field_order[(suite, fld)],
         }
-        if group["repeat"].nunique() > 1:
+        if np.unique(repeats[rows_]).size > 1:
+            group = results.iloc[rows_]
             answers = group.groupby("case_id")["predicted"].apply(list).to_dict()
             row["consistency"] = consistency(answers)
         rows.append(row)
@@ -258,8 +363,13 @@ def variants_frame(
     rows: list[dict[str, Any]] = []
     if cases.empty:
         return pd.DataFrame()
-    for (suite, variant), group in cases.groupby(["suite", "variant"], sort=True):
-        clusters = _clusters(group, cases, (cluster_by or {}).get(suite))
+    labels = _labels_by_suite(cases, cases, cluster_by)
+    repeats = cases["repeat"].to_numpy()
+    case_ids = cases["case_id"].to_numpy(dtype=object)
+    groups = cases.groupby(["suite", "variant"], sort=True).indices
+    for (suite, variant), rows_ in sorted(groups.items()):
+        group = cases.iloc[rows_]
+        clusters = _clusters(labels[suite], case_ids, repeats, rows_)
         summary = accuracy_summary(group["exact"].astype(bool).tolist(), clusters=clusters)
         costs = group["cost_usd"]
         cost_known = costs.notna().all()
@@ -281,7 +391,7 @@ def variants_frame(
                 "latency_mean_ms": float(lat.mean()),
                 "latency_p50_ms": float(np.percentile(lat, 50)),
                 "latency_p95_ms": float(np.percentile(lat, 95)),
-                "latency_source": ",".join(sorted(set(group["latency_source"]))),
+                "latency_source": ",".join(sorted(group["latency_source"].unique().tolist())),
                 "input_tokens_per_case": float(
                     (group["text_input_tokens"] + group["audio_input_tokens"]).mean()
                 ),
@@ -297,16 +407,47 @@ def variants_frame(
     return pd.DataFrame(rows)
 
 
-def _unit_scores(
-    results: pd.DataFrame, cases: pd.DataFrame, suite: str, variant: str, fld: str
-) -> pd.Series:
-    if fld == RECORD_FIELD:
-        sel = cases[(cases["suite"] == suite) & (cases["variant"] == variant)]
-        return sel.set_index(["case_id", "repeat"])["exact"].astype(float)
-    sel = results[
-        (results["suite"] == suite) & (results["variant"] == variant) & (results["field"] == fld)
-    ]
-    return sel.set_index(["case_id", "repeat"])["correct"].astype(float)
+class _SuiteUnits:
+    """A suite's scored units (each field of each run, and each run's exact record) keyed by (case, repeat) in sorted order."""
+
+    def __init__(self, results: pd.DataFrame, cases: pd.DataFrame) -> None:
+        units = pd.concat(
+            [
+                results[["variant", "field", "case_id", "repeat"]].assign(
+                    score=results["correct"].to_numpy(dtype=float)
+                ),
+                cases[["variant", "case_id", "repeat"]].assign(
+                    field=RECORD_FIELD, score=cases["exact"].to_numpy(dtype=float)
+                ),
+            ],
+            ignore_index=True,
+        )
+        keyed = units.groupby(["case_id", "repeat"], sort=True)
+        self.code = (
+            keyed.ngroup().to_numpy()
+        )  # each unit's (case, repeat), numbered in sorted order
+        keys = keyed.size().index
+        self.case_id = np.asarray(keys.get_level_values("case_id"), dtype=object)
+        self.repeat = np.asarray(keys.get_level_values("repeat"))
+        self.score = units["score"].to_numpy()
+        self.rows = units.groupby(["variant", "field"], sort=False).indices
+        self.cases = cases
+
+    def paired(self, a: str, b: str, fld: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The (case, repeat) codes both variants scored on a field, in sorted order, and their scores."""
+        empty = np.array([], dtype=np.int64)
+        rows_a, rows_b = self.rows.get((a, fld), empty), self.rows.get((b, fld), empty)
+        common, ia, ib = np.intersect1d(self.code[rows_a], self.code[rows_b], return_indices=True)
+        return common, self.score[rows_a][ia], self.score[rows_b][ib]
+
+    def tag_labels(self, variant: str, column: str) -> np.ndarray:
+        """Per (case, repeat) code, the variant's case's tag value as text ('' where it has no run)."""
+        labels = np.full(self.case_id.size, "", dtype=object)
+        sel = self.cases[self.cases["variant"] == variant]
+        index = pd.MultiIndex.from_arrays([self.case_id, self.repeat])
+        codes = index.get_indexer(pd.MultiIndex.from_frame(sel[["case_id", "repeat"]]))
+        labels[codes] = [str(v) for v in sel[column].tolist()]
+        return labels
 
 
 def comparison_row(suite: str, fld: str, a: str, b: str, res: PairedResult) -> dict[str, Any]:
@@ -442,32 +583,27 @@ def comparison_frame(
     if results.empty:
         return pd.DataFrame(columns=COMPARISON_COLUMNS)
     for suite, sres in results.groupby("suite", sort=True):
-        variants = _ordered(sres["variant"], (variant_order or {}).get(suite, ()))
+        variants = _ordered(sres["variant"].unique().tolist(), (variant_order or {}).get(suite, ()))
         suite_pairs = comparison_pairs(variants, (baselines or {}).get(suite), all_pairs)
-        fields = [RECORD_FIELD, *dict.fromkeys(sres["field"])]
-        tag_col = f"tag.{(cluster_by or {}).get(suite)}" if (cluster_by or {}).get(suite) else None
+        if not suite_pairs:
+            continue
+        fields = [RECORD_FIELD, *sres["field"].unique().tolist()]
+        tag = (cluster_by or {}).get(suite)
+        tag_col = f"tag.{tag}" if tag and f"tag.{tag}" in cases.columns else None
+        units = _SuiteUnits(sres, cases[cases["suite"] == suite])
         for a, b in suite_pairs:
+            tags = units.tag_labels(a, tag_col) if tag_col else None
             for fld in fields:
-                sa = _unit_scores(results, cases, suite, a, fld)
-                sb = _unit_scores(results, cases, suite, b, fld)
-                joined = pd.concat(
-                    [sa.rename("a"), sb.rename("b")], axis=1, join="inner"
-                ).sort_index()
-                if joined.empty:
+                common, score_a, score_b = units.paired(a, b, fld)
+                if not common.size:
                     continue
-                keys = list(joined.index)
-                if tag_col and tag_col in cases.columns:
-                    tags = cases[(cases["suite"] == suite) & (cases["variant"] == a)].set_index(
-                        ["case_id", "repeat"]
-                    )[tag_col]
-                    clusters: list[str] | None = [str(tags.get(k, "")) for k in keys]
-                elif joined.index.get_level_values("repeat").nunique() > 1:
-                    clusters = [str(k[0]) for k in keys]
+                if tags is not None:
+                    clusters: list[str] | None = tags[common].tolist()
+                elif np.unique(units.repeat[common]).size > 1:
+                    clusters = [str(c) for c in units.case_id[common].tolist()]
                 else:
                     clusters = None
-                res = paired_comparison(
-                    joined["a"].to_numpy(), joined["b"].to_numpy(), clusters=clusters
-                )
+                res = paired_comparison(score_a, score_b, clusters=clusters)
                 rows.append(comparison_row(suite, fld, a, b, res))
     return adjust_comparisons(pd.DataFrame(rows, columns=columns), alpha)[COMPARISON_COLUMNS]
 
@@ -533,16 +669,18 @@ class Report:
         headline: RunHeadline | None = None,
         gates: Sequence[GateResult] | None = None,
     ) -> None:
-        """Write the CSVs (results, cases, fields, variants, comparison, ablation, slices, confusion) and summary.md."""
+        """Write the CSVs (results, cases, fields, variants, comparison, ablation, slices, confusion), results.parquet, cases.parquet and summary.md."""
         folder.mkdir(parents=True, exist_ok=True)
-        _write_csv(self.results, folder / "results.csv")
-        _write_csv(self.cases, folder / "cases.csv")
-        _write_csv(self.fields, folder / "fields.csv")
-        _write_csv(self.variants, folder / "variants.csv")
-        _write_csv(self.comparison, folder / "comparison.csv")
-        _write_csv(self.ablation, folder / "ablation.csv")
-        _write_csv(self.slices, folder / "slices.csv")
-        _write_csv(self.confusion, folder / "confusion.csv")
+        write_csv(self.results, folder / "results.csv")
+        write_parquet(self.results, folder / RESULTS_PARQUET)
+        write_csv(self.cases, folder / "cases.csv")
+        write_parquet(self.cases, folder / CASES_PARQUET)
+        write_csv(self.fields, folder / "fields.csv")
+        write_csv(self.variants, folder / "variants.csv")
+        write_csv(self.comparison, folder / "comparison.csv")
+        write_csv(self.ablation, folder / "ablation.csv")
+        write_csv(self.slices, folder / "slices.csv")
+        write_csv(self.confusion, folder / "confusion.csv")
         atomic_write(folder / "summary.md", self.markdown(headline=headline, gates=gates))
 
     def markdown(
@@ -558,7 +696,7 @@ class Report:
         if self.notes:
             out += [f"> {note}" for note in self.notes]
             out.append("")
-        for suite in sorted(set(self.cases["suite"])) if not self.cases.empty else []:
+        for suite in sorted(self.cases["suite"].unique().tolist()) if not self.cases.empty else []:
             out += self._suite_markdown(suite)
         if self.skips:
             out += ["## Not run", ""]
@@ -607,10 +745,6 @@ class Report:
         out += [f"### Wrong cases ({len(wrong)})", ""]
         out += [wrong_cases_table(wrong, self.results), ""]
         return out
-
-
-def _write_csv(frame: pd.DataFrame, path: Path) -> None:
-    atomic_write(path, frame.to_csv(index=False, float_format="%.6g", lineterminator="\n"))
 
 
 def _pct(x: float) -> str:
@@ -753,8 +887,9 @@ def wrong_cases_table(wrong: pd.DataFrame, results: pd.DataFrame, limit: int = 4
         return "(none)"
     rows = []
     shown = wrong.head(limit)
-    keys = ["suite", "variant", "case_id", "repeat"]
-    wrong_fields = results[~results["correct"].astype(bool)].merge(shown[keys], on=keys)
+    keys = RUN_KEYS
+    candidates = results[results["case_id"].isin(shown["case_id"].unique())]
+    wrong_fields = candidates[~candidates["correct"].astype(bool)].merge(shown[keys], on=keys)
     details: dict[tuple[Any, ...], list[str]] = {}
     for r in wrong_fields.to_dict("records"):
         details.setdefault(tuple(r[k] for k in keys), []).append(

@@ -13,8 +13,11 @@ from .files import atomic_write, swap_folder
 from .html_report import AudioMode, HtmlOptions, HtmlPage, build_page
 from .report import Report
 from .run_info import RUN_INFO, RunInfo
+from .shown_cases import DEFAULT_MAX_CASE_ROWS
 
-_KEYS = frozenset({"audio", "embed_audio_max_mb", "max_slice_columns", "all_pairs"})
+_KEYS = frozenset(
+    {"audio", "embed_audio_max_mb", "max_slice_columns", "max_case_rows", "all_pairs"}
+)
 
 
 class ReportConfigError(ValueError):
@@ -23,7 +26,7 @@ class ReportConfigError(ValueError):
 
 @dataclass(frozen=True)
 class ReportSettings:
-    """The project's report settings: audio in report.html, heatmap width, which variants are compared."""
+    """The project's report settings: audio in report.html, heatmap width, cases table rows, which variants are compared."""
 
     html: HtmlOptions = field(default_factory=HtmlOptions)
     all_pairs: bool = False
@@ -48,13 +51,17 @@ class ReportSettings:
         columns = table.get("max_slice_columns", 40)
         if isinstance(columns, bool) or not isinstance(columns, int) or columns < 1:
             problems.append(f"max_slice_columns must be an integer >= 1, got {columns!r}")
+        rows = table.get("max_case_rows", DEFAULT_MAX_CASE_ROWS)
+        if isinstance(rows, bool) or not isinstance(rows, int) or rows < 1:
+            problems.append(f"max_case_rows must be an integer >= 1, got {rows!r}")
         all_pairs = table.get("all_pairs", False)
         if not isinstance(all_pairs, bool):
             problems.append(f"all_pairs must be true or false, got {all_pairs!r}")
         if problems:
             raise ReportConfigError(f"{origin}: " + "; ".join(problems))
         return cls(
-            HtmlOptions(AudioMode(audio), int(size * 1024 * 1024), columns), all_pairs=all_pairs
+            HtmlOptions(AudioMode(audio), int(size * 1024 * 1024), columns, rows),
+            all_pairs=all_pairs,
         )
 
 

@@ -98,16 +98,18 @@ def make_headline(
     """The headline of a run from its report (suites, variants, n), the record mode and the project's git commit."""
     cases = report.cases
     commit, dirty = git_commit(root)
-    ran = (
-        list(
-            dict.fromkeys(f"{s}/{v}" for s, v in zip(cases["suite"], cases["variant"], strict=True))
+    ran: list[str] = []
+    suites_ran: list[str] = []
+    if not cases.empty:
+        pairs = cases[["suite", "variant"]].drop_duplicates()
+        ran = list(
+            dict.fromkeys(
+                f"{s}/{v}"
+                for s, v in zip(pairs["suite"].tolist(), pairs["variant"].tolist(), strict=True)
+            )
         )
-        if not cases.empty
-        else []
-    )
-    suites = sorted(
-        {*(cases["suite"] if not cases.empty else ()), *(s["suite"] for s in report.skips)}
-    )
+        suites_ran = pairs["suite"].unique().tolist()
+    suites = sorted({*suites_ran, *(s["suite"] for s in report.skips)})
     n_cases = int(cases[["suite", "case_id"]].drop_duplicates().shape[0]) if not cases.empty else 0
     moment = (when or dt.datetime.now(dt.UTC)).astimezone(dt.UTC)
     return RunHeadline(

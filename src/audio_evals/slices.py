@@ -5,8 +5,10 @@ from __future__ import annotations
 import math
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
+from .run_keys import case_positions
 from .stats import accuracy_summary, wilson_interval
 
 RECORD_FIELD = "(record)"
@@ -45,77 +47,99 @@ def _bucket_order(label: str) -> int:
     return labels.index(label) if label in labels else len(labels)
 
 
-def _case_slices(cases: pd.DataFrame) -> pd.DataFrame:
-    """One row per (suite, variant, case, repeat, dimension): the case's slice in that dimension."""
-    keys = ["suite", "variant", "case_id", "repeat"]
-    frames = []
+def duration_buckets(seconds: pd.Series) -> np.ndarray:
+    """duration_bucket of every value of a column (vectorised for numbers)."""
+    if seconds.dtype.kind not in "iuf":
+        return np.array([duration_bucket(s) for s in seconds.tolist()], dtype=object)
+    values = seconds.to_numpy(dtype=float)
+    # edges at or below each value: 1..5 is bucket 0..4; 6 (and 0, below the first edge) is the last
+    labels = [duration_bucket(edge) for edge in DURATION_EDGES]
+    above = np.searchsorted(np.asarray(DURATION_EDGES), values, side="right") - 1
+    out = np.asarray(labels, dtype=object)[above]
+    out[np.isnan(values)] = UNKNOWN_DURATION
+    return out
+
+
+def _dimensions(cases: pd.DataFrame) -> list[tuple[str, np.ndarray]]:
+    """Each slicing dimension (every tag, then the duration) with each case's slice in it."""
+    dims = []
     for column in (c for c in cases.columns if c.startswith("tag.")):
-        part = cases[keys].copy()
-        part["dimension"] = column[len("tag.") :]
         values = cases[column]
-        part["slice"] = values.where(values.notna() & (values.astype(str) != ""), NO_TAG).astype(
-            str
-        )
-        part["slice_order"] = 0
-        frames.append(part)
-    part = cases[keys].copy()
-    part["dimension"] = DURATION
-    part["slice"] = [duration_bucket(s) for s in cases["audio_seconds"]]
-    part["slice_order"] = [_bucket_order(s) for s in part["slice"]]
-    frames.append(part)
-    return pd.concat(frames, ignore_index=True)
+        labels = values.where(values.notna() & (values.astype(str) != ""), NO_TAG).astype(str)
+        dims.append((column[len("tag.") :], labels.to_numpy(dtype=object)))
+    dims.append((DURATION, duration_buckets(cases["audio_seconds"])))
+    return dims
 
 
 def slices_frame(results: pd.DataFrame, cases: pd.DataFrame) -> pd.DataFrame:
     """Per (suite, variant, field or exact record, dimension, slice): n, correct, accuracy, 95% interval."""
     if results.empty or cases.empty:
         return pd.DataFrame(columns=SLICE_COLUMNS)
-    keys = ["suite", "variant", "case_id", "repeat"]
-    units = pd.concat(
-        [
-            results[[*keys, "field", "correct"]],
-            cases[keys].assign(field=RECORD_FIELD, correct=cases["exact"].astype(bool)),
-        ],
-        ignore_index=True,
+    # units: each field row of a run with a case, then each run's exact record
+    positions = case_positions(results, cases)
+    kept = positions >= 0
+    unit_case = np.concatenate([positions[kept], np.arange(len(cases))])
+    unit_field = np.concatenate(
+        [results["field"].to_numpy(dtype=object)[kept], np.full(len(cases), RECORD_FIELD, object)]
     )
-    field_order = {RECORD_FIELD: -1} | {f: i for i, f in enumerate(dict.fromkeys(results["field"]))}
-    joined = units.merge(_case_slices(cases), on=keys, how="inner", validate="many_to_many")
-    by = ["suite", "variant", "field", "dimension", "slice_order", "slice"]
-    grouped = joined.groupby(by, sort=False)
-    counts = grouped.agg(
-        n=("correct", "size"), correct=("correct", "sum"), repeats=("repeat", "nunique")
+    unit_correct = np.concatenate(
+        [results["correct"].to_numpy(dtype=bool)[kept], cases["exact"].to_numpy(dtype=bool)]
     )
-    repeated = set(counts.index[counts["repeats"] > 1])
+    field_order = {RECORD_FIELD: -1} | {
+        f: i for i, f in enumerate(results["field"].unique().tolist())
+    }
+    run_codes, runs = pd.factorize(pd.MultiIndex.from_frame(cases[["suite", "variant"]]))
+    field_codes, field_names = pd.factorize(unit_field)
+    unit_group = run_codes[unit_case] * len(field_names) + field_codes
+    case_ids = cases["case_id"].to_numpy(dtype=object)
+    repeats = cases["repeat"].to_numpy()
+    repeated_runs = np.unique(repeats).size > 1
     rows: list[dict[str, Any]] = []
-    for key, n, correct in zip(
-        counts.index, counts["n"].tolist(), counts["correct"].tolist(), strict=True
-    ):
-        suite, variant, fld, dim, order, value = key
-        if key in repeated:  # runs of one clip are not independent: cluster by case
-            group = grouped.get_group(key)
-            summary = accuracy_summary(
-                group["correct"].astype(bool).tolist(), clusters=list(group["case_id"])
-            )
-            low, high = summary.ci_low, summary.ci_high
-        else:
-            low, high = wilson_interval(int(correct), int(n))
-        rows.append(
-            {
-                "suite": suite,
-                "variant": variant,
-                "field": fld,
-                "dimension": dim,
-                "slice": value,
-                "slice_order": int(order),
-                "n": int(n),
-                "correct": int(correct),
-                "accuracy": correct / n,
-                "ci_low": low,
-                "ci_high": high,
-                "_field_order": field_order.get(fld, len(field_order)),
-                "_dim_order": 1 if dim == DURATION else 0,
-            }
+    for dim, case_slices in _dimensions(cases):
+        slice_codes, slice_names = pd.factorize(case_slices)
+        # each unit's cell (run, field, slice), numbered among the cells that hold a unit
+        cells, cell = np.unique(
+            unit_group * len(slice_names) + slice_codes[unit_case], return_inverse=True
         )
+        n = np.bincount(cell)
+        correct = np.bincount(cell, weights=unit_correct)
+        repeated: set[int] = set()
+        if repeated_runs:  # runs of one clip are not independent: cluster by case
+            pairs = np.unique(np.stack([cell, repeats[unit_case]]), axis=1)
+            with_runs, count = np.unique(pairs[0], return_counts=True)
+            repeated = set(with_runs[count > 1].tolist())
+        rows_of = pd.Series(np.arange(cell.size)).groupby(cell).indices if repeated else {}
+        for c, code in enumerate(cells.tolist()):
+            group, slice_code = divmod(code, len(slice_names))
+            run, fld_code = divmod(group, len(field_names))
+            suite, variant = runs[run]
+            fld, value = field_names[fld_code], slice_names[slice_code]
+            if c in repeated:
+                members = rows_of[c]
+                summary = accuracy_summary(
+                    unit_correct[members].tolist(),
+                    clusters=case_ids[unit_case[members]].tolist(),
+                )
+                low, high = summary.ci_low, summary.ci_high
+            else:
+                low, high = wilson_interval(int(correct[c]), int(n[c]))
+            rows.append(
+                {
+                    "suite": suite,
+                    "variant": variant,
+                    "field": fld,
+                    "dimension": dim,
+                    "slice": value,
+                    "slice_order": _bucket_order(value) if dim == DURATION else 0,
+                    "n": int(n[c]),
+                    "correct": int(correct[c]),
+                    "accuracy": int(correct[c]) / int(n[c]),
+                    "ci_low": low,
+                    "ci_high": high,
+                    "_field_order": field_order.get(fld, len(field_order)),
+                    "_dim_order": 1 if dim == DURATION else 0,
+                }
+            )
     frame = pd.DataFrame(rows)
     frame = frame.sort_values(
         ["suite", "variant", "_dim_order", "dimension", "_field_order", "slice_order", "slice"],
@@ -138,19 +162,17 @@ def slices_markdown(slices: pd.DataFrame, suite: str) -> str:
     if sel.empty:
         return ""
     out: list[str] = []
-    for dim in dict.fromkeys(sel["dimension"]):
+    for dim in sel["dimension"].unique().tolist():
         sd = sel[sel["dimension"] == dim]
         values = slice_values(sd)
-        table = []
-        for (variant, fld), group in sd.groupby(["variant", "field"], sort=False):
-            cells = group.set_index("slice")
-            row = {"variant": variant, "field": fld}
-            for v in values:
-                if v in cells.index:
-                    c = cells.loc[v]
-                    row[v] = f"{100 * c['accuracy']:.0f}% n={int(c['n'])}"
-                else:
-                    row[v] = ""
-            table.append(row)
+        cells: dict[tuple[str, str], dict[str, str]] = {}
+        for variant, fld, value, accuracy, n in zip(
+            *(sd[c].tolist() for c in ("variant", "field", "slice", "accuracy", "n")), strict=True
+        ):
+            cells.setdefault((variant, fld), {})[value] = f"{100 * accuracy:.0f}% n={int(n)}"
+        table = [
+            {"variant": variant, "field": fld, **{v: row.get(v, "") for v in values}}
+            for (variant, fld), row in cells.items()
+        ]
         out += [f"#### By {dim}", "", pd.DataFrame(table).to_markdown(index=False), ""]
     return "\n".join(out)

@@ -21,6 +21,7 @@ Methods (see docs/comparison-stats.md for how to read them):
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
 from collections.abc import Callable, Hashable, Mapping, Sequence
@@ -73,6 +74,7 @@ def _check_confidence(confidence: float) -> None:
         raise ValueError(f"confidence must be in (0, 1), got {confidence!r}")
 
 
+@functools.lru_cache(maxsize=64)
 def _z(confidence: float) -> float:
     return float(NormalDist().inv_cdf(0.5 + confidence / 2.0))
 

@@ -83,7 +83,7 @@ def summary_lines(
     out = [Line(LineKind.SEP, "audio-evals: field accuracy (95% CI, n)")]
     if report.cases.empty:
         out.append(_text("no case was scored"))
-    for suite in sorted(set(report.cases["suite"])) if not report.cases.empty else []:
+    for suite in sorted(report.cases["suite"].unique().tolist()) if not report.cases.empty else []:
         out.append(_text(f"suite {suite}"))
         out += [_text("  " + line) for line in field_table(report.fields, suite).splitlines()]
         sv = report.variants[report.variants["suite"] == suite]
