@@ -35,7 +35,7 @@ PROMPTS = (
     "Extract the speaker's first name and age from the audio",
 )
 TINY_SECONDS = 0.04  # under the local server's 50 ms "nothing to hear" threshold: no decoding
-PROJECT_FORMAT = 1  # bump when the generated projects change shape
+PROJECT_FORMAT = 2  # bump when the generated projects change shape
 
 MODELS_PY = '''\
 """The response model of the generated benchmark suites (the same schema as the demo Person)."""

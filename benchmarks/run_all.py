@@ -31,6 +31,7 @@ BENCHMARKS = (
     "report_scale",
     "remote_fetch",
     "report_1m",
+    "scale",
 )
 
 

@@ -54,16 +54,22 @@ def _scopes(run: Run) -> list[Scope]:
     scopes = []
     for b in run.batches.values():
         unfinished = unfinished_reason(b)
+        subset = (
+            f"ran on {b.selected} of its {b.collected} cases (-k/--case)"
+            if 0 < b.selected < b.collected and unfinished is None
+            else None
+        )
         scopes.append(
             Scope(
                 suite=b.suite,
                 variant=b.variant,
-                ran=(b.suite, b.variant) in ran and unfinished is None,
+                ran=(b.suite, b.variant) in ran and unfinished is None and subset is None,
                 deselected_on_purpose=b.status is BatchStatus.DESELECTED,
                 skipped_reason=b.reason
                 if b.status in (BatchStatus.SKIPPED, BatchStatus.FAILED)
                 else None,
                 unfinished=unfinished,
+                subset=subset,
             )
         )
     return scopes

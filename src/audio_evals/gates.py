@@ -193,6 +193,7 @@ class Scope:
 
     `unfinished` is why a batch that was asked to run has nothing a gate may judge (it failed,
     it was interrupted, every case of it errored): every gate on it fails with that reason.
+    `subset` says a batch ran on some of its cases only (-k, --case): its gates are not evaluated.
     """
 
     suite: str
@@ -201,6 +202,7 @@ class Scope:
     deselected_on_purpose: bool
     skipped_reason: str | None
     unfinished: str | None = None
+    subset: str | None = None
 
 
 def _match(pattern: str, value: str) -> bool:
@@ -272,6 +274,10 @@ def _not_run(scope: Scope, name: str, threshold: float | None) -> GateResult:
     if scope.deselected_on_purpose:
         return GateResult(
             name, NOT_EVALUATED, None, threshold, "deselected on purpose (--variant/-k)"
+        )
+    if scope.subset:
+        return GateResult(
+            name, NOT_EVALUATED, None, threshold, f"{scope.subset}: a gate judges whole variants"
         )
     reason = scope.skipped_reason or "no case of it was scored"
     return GateResult(name, FAILED, None, threshold, f"never scored: {reason}")
