@@ -45,7 +45,17 @@ def run_pytest(
     }
     full_env.update(env or {})
     return subprocess.run(
-        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-rs", *args],
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-p",
+            "no:cacheprovider",
+            "-p",
+            "no:hypothesispytest",
+            "-rs",
+            *args,
+        ],
         cwd=root,
         env=full_env,
         capture_output=True,

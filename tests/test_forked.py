@@ -76,8 +76,11 @@ def test_shares_cover_the_batch_in_order_with_the_parent_first() -> None:
     shares = forked.split_shares(units, 2)
     assert len(shares) == 2
     assert [r for share in shares for r in share] == units
-    assert len(shares[0]) < len(shares[1])  # the parent also runs every pytest item
+    assert len(shares[0]) == len(shares[1])  # a library run: the parent has nothing else to do
     assert shares[0][0] == units[0]
+    under_pytest = forked.split_shares(units, 2, forked.PYTEST_PARENT_SHARE)
+    assert [r for share in under_pytest for r in share] == units
+    assert len(under_pytest[0]) < len(under_pytest[1])  # the parent also runs every pytest item
 
 
 def test_repeats_of_a_case_stay_in_one_share() -> None:

@@ -182,6 +182,9 @@ class RunOptions:
     client_factory: ClientFactory | None = None
     worker: bool = False
     shard: tuple[int, int] | None = None
+    parent_share: float = (
+        1.0  # of an even share of a forked replay (pytest's parent runs items too)
+    )
 
 
 def in_shard(ref: EvalRef, shard: tuple[int, int]) -> bool:
@@ -428,7 +431,9 @@ class Engine:
                 and not self.options.rpm
             ):
                 shares = forked.split_shares(
-                    refs, forked.processes_for(self.options.processes, len(refs))
+                    refs,
+                    forked.processes_for(self.options.processes, len(refs)),
+                    self.options.parent_share,
                 )
                 own = shares[0]
                 forks = sum(self._fork(share, run) for share in shares[1:])

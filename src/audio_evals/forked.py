@@ -22,8 +22,8 @@ from .results import CaseResult, EvalRef
 MIN_SHARE = 64
 """Fewest units a process replays: below that a fork costs more than it saves."""
 
-PARENT_SHARE = 0.9
-"""The parent also runs every pytest item, so it takes a little less than an even share."""
+PYTEST_PARENT_SHARE = 0.9
+"""Under pytest the parent also runs every item, so it takes a little less than an even share."""
 
 STALL_SECONDS = 120.0
 """A child that sends nothing for this long is ended and its cases are redone in the parent."""
@@ -69,15 +69,18 @@ def freeze_heap() -> None:
     gc.freeze()
 
 
-def split_shares(refs: Sequence[EvalRef], processes: int) -> list[list[EvalRef]]:
-    """The parent's share first (pytest runs it first), then one per child; a case's repeats stay together."""
+def split_shares(
+    refs: Sequence[EvalRef], processes: int, parent_share: float = 1.0
+) -> list[list[EvalRef]]:
+    """The parent's share first (it is asked for first), then one per child; a case's repeats
+    stay together. `parent_share` scales the parent's even share (it may have other work)."""
     groups: dict[str, list[EvalRef]] = {}
     for ref in refs:
         groups.setdefault(ref.case_id, []).append(ref)
     ordered = list(groups.values())
     if processes <= 1 or len(ordered) < 2:
         return [list(refs)]
-    parent = max(1, round(len(ordered) * PARENT_SHARE / processes))
+    parent = max(1, round(len(ordered) * parent_share / processes))
     rest = ordered[parent:]
     children = min(processes - 1, len(rest))
     shares = [[r for group in ordered[:parent] for r in group]]

@@ -219,6 +219,7 @@ def pytest_configure(config: pytest.Config) -> None:
         client_factory=_client_factory(config),
         worker=worker,
         shard=shard,
+        parent_share=forked.PYTEST_PARENT_SHARE,
     )
     say = functools.partial(_say, config)
     detail = say if config.option.verbose > 0 else (lambda line: None)
