@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import io
+import json
 import subprocess
 from pathlib import Path
 
@@ -125,3 +127,35 @@ def test_header_mismatch_damage_and_unsupported_suffixes_are_clear_errors(tmp_pa
     empty.write_bytes(b"")
     with pytest.raises(AudioFileError, match="empty"):
         probe(empty)
+
+
+def test_a_flac_dataset_records_the_converted_wav_by_digest_and_notes_the_conversion(
+    tmp_path: Path,
+) -> None:
+    """A FLAC clip recorded against the local server and replayed offline: the cassette keys the
+    digest of the WAV that was sent, and cases.csv says how it was converted, in both runs."""
+    from .conftest import run_pytest
+    from .reliability.conftest import CLIPS, DEMO, suite_text, variant, write_project
+
+    root = write_project(tmp_path, {"intro": suite_text("people", variant("v"))})
+    folder = root / "datasets" / "people"
+    (folder / "audio").mkdir(parents=True)
+    samples, rate = sf.read(DEMO / CLIPS["jason"][0], dtype="int16")
+    flac = folder / "audio" / "jason.flac"
+    sf.write(flac, samples, rate, format="FLAC", subtype="PCM_16")
+    row = {"file_name": "audio/jason.flac", "id": "a", "expected": CLIPS["jason"][1]}
+    (folder / "metadata.jsonl").write_text(json.dumps(row) + "\n", encoding="utf-8")
+    sent = prepare_for_api(flac)
+    assert sent.format == "wav" and sent.conversion
+
+    for args in (("--record-mode=once",), ()):
+        proc = run_pytest(root, "evals", *args)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        with (root / "reports" / "latest" / "cases.csv").open(encoding="utf-8") as fh:
+            (case,) = list(csv.DictReader(fh))
+        assert case["audio_path"] == "datasets/people/audio/jason.flac"
+        assert case["audio_conversion"] == sent.conversion
+        assert case["error"] == ""
+    cassette = (root / "cassettes" / "intro" / "v.yaml").read_text(encoding="utf-8")
+    assert "sha256:" + hashlib.sha256(sent.data).hexdigest() in cassette
+    assert "sha256:" + hashlib.sha256(flac.read_bytes()).hexdigest() not in cassette

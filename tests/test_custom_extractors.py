@@ -363,6 +363,8 @@ def test_a_failing_extractor_fails_only_its_own_case(project: Project) -> None:
     start = time.perf_counter()
     results = {r.case_id: r for r in run_suite(suite, record_mode="all", project=project).results}
     assert time.perf_counter() - start < 4  # the hung case did not hold the run
+    # nothing was requested, but cases errored: no empty cassette claims the batch was recorded
+    assert not (project.cassette_dir / "people" / "mine.yaml").exists()
     fn = "test_a_failing_extractor_fails_only_its_own_case.<locals>.extract"
     assert all(fn in (r.error or "") for r in results.values() if r.error_kind)
     assert results["long"].error_kind is ErrorKind.TIMEOUT
@@ -379,3 +381,97 @@ def test_a_failing_extractor_fails_only_its_own_case(project: Project) -> None:
     assert all(
         not f["correct"] for cid in (ids[0], ids[1], ids[2], "long") for f in results[cid].fields
     )
+
+
+def test_the_extractor_sees_the_case_and_the_resolved_endpoint_live_and_in_replay(
+    project: Project, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`base_url = "local"` resolves to the started local server when recording and a placeholder
+    in replay; a hosted variant gets the real key live and a placeholder key in replay; the case
+    carries its reference transcript and tags, the variant its params and prompt. The hosted
+    variant's code makes no request: its batch is kept as an empty cassette and replays."""
+    monkeypatch.setenv("MY_KEY", "sk-real-key-for-this-test")
+    folder = project.root / "datasets" / "people"
+    (folder / "audio").mkdir(parents=True)
+    source = REPO / "datasets" / "person" / "audio" / "person-0001.wav"
+    (folder / "audio" / "a.wav").write_bytes(source.read_bytes())
+    row = {
+        "file_name": "audio/a.wav",
+        "id": "a",
+        "transcript": "Hi, I'm Jason and I'm 20.",
+        "tags": {"speaker": "slt", "condition": "clean"},
+        "expected": {"name": "Jason", "age": 20},
+    }
+    (folder / "metadata.jsonl").write_text(json.dumps(row) + "\n")
+    seen: list[dict[str, object]] = []
+
+    def extract(case: CaseInput, variant: VariantConfig) -> Person:
+        seen.append(
+            {
+                "variant": variant.name,
+                "case": (case.id, case.transcript, dict(case.tags), case.audio_path.name),
+                "model": (variant.model, variant.prompt, dict(variant.params)),
+                "endpoint": (variant.base_url, str(variant.api_key), repr(variant.api_key)),
+            }
+        )
+        # one real call, so each batch has a cassette to replay from
+        return (
+            variant.instructor.chat.completions.create(
+                model=variant.model,
+                response_model=Person,
+                messages=[
+                    {"role": "user", "content": [variant.prompt, Audio.from_path(case.audio_path)]}
+                ],
+                max_retries=0,
+            )
+            if variant.name == "local"
+            else Person(name="Jason", age=20)
+        )
+
+    suite = Suite(
+        name="people",
+        dataset=load_dataset(folder, Person),
+        response_model=Person,
+        variants=(
+            Variant(
+                name="local",
+                model="local-baseline",
+                prompt=PROMPT,
+                base_url="local",
+                extract=extract,
+                params={"temperature": 0},
+            ),
+            Variant(
+                name="hosted",
+                model="gpt-audio-mini",
+                prompt=PROMPT,
+                api_key_env="MY_KEY",
+                extract=extract,
+                params={"temperature": 0.2},
+            ),
+        ),
+    )
+    run_suite(suite, record_mode="once", project=project, variants=["local"])
+    run_suite(suite, record_mode="all", project=project, variants=["hosted"])
+    live = {s["variant"]: s for s in seen}
+    seen.clear()
+    replayed = run_suite(suite, record_mode="none", project=project)
+    replay = {s["variant"]: s for s in seen}
+    assert sorted(replay) == ["hosted", "local"], replayed.batches
+
+    case = ("a", "Hi, I'm Jason and I'm 20.", {"speaker": "slt", "condition": "clean"}, "a.wav")
+    assert live["local"]["case"] == replay["local"]["case"] == live["hosted"]["case"] == case
+    assert live["local"]["model"] == ("local-baseline", PROMPT, {"temperature": 0})
+    assert live["hosted"]["model"] == ("gpt-audio-mini", PROMPT, {"temperature": 0.2})
+    local_url, local_key, local_repr = live["local"]["endpoint"]
+    assert local_url.startswith("http://127.0.0.1:") and local_url.endswith("/v1")
+    assert (
+        replay["local"]["endpoint"][0] == "http://localhost/v1"
+    )  # nothing listens; replay answers
+    assert live["hosted"]["endpoint"] == (
+        "https://api.openai.com/v1",
+        "sk-real-key-for-this-test",
+        "'***'",
+    )
+    assert replay["hosted"]["endpoint"][1:] == ("sk-replay-no-key-needed", "'***'")
+    assert local_repr == "'***'" and local_key

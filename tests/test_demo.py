@@ -116,6 +116,41 @@ def test_a_script_without_pytest_writes_the_results_of_pytest_evals(tmp_path: Pa
     assert len(results.splitlines()) > 2000  # every replayed case of every suite, field by field
 
 
+ASYNC_SCRIPT = """
+import asyncio, sys
+from audio_evals import arun_suite, build_report, load_suite, run_suite
+
+suite = load_suite("evals/person.eval.toml")
+
+
+async def main():
+    return await arun_suite(suite, variants=["local-baseline", "local-oracle"])
+
+
+ran = asyncio.run(main())
+again = run_suite(suite, variants=["local-baseline", "local-oracle"])
+report = build_report(ran)
+assert [r.to_json() for r in ran.results] == [r.to_json() for r in again.results]
+print(len(ran.results), len(report.results), sorted(ran.batches), "pytest" in sys.modules)
+"""
+
+
+def test_the_async_twin_replays_what_run_suite_does_and_neither_imports_pytest() -> None:
+    proc = subprocess.run(
+        [sys.executable, "-c", ASYNC_SCRIPT],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=REPO,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert proc.stdout.split("\n")[0] == (
+        "64 128 [('person', 'gpt-audio-1.5'), ('person', 'gpt-audio-mini'), "
+        "('person', 'local-baseline'), ('person', 'local-mini'), ('person', 'local-oracle'), "
+        "('person', 'local-pipeline')] False"
+    )
+
+
 def test_audio_evals_run_replays_a_suite_without_pytest(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -316,6 +316,7 @@ class IndexedCassette(Cassette):
         self._by_case: dict[str, list[int]] = defaultdict(list)
         self._unparsed = 0
         self._merged_unparsed: list[int] = []
+        self.attempts = 0  # requests that reached this cassette to be recorded (kept or not)
         super().__init__(*args, **kwargs)
 
     def _load(self) -> None:
@@ -447,6 +448,7 @@ class IndexedCassette(Cassette):
 
     def append(self, request: Any, response: Any) -> None:
         """Add an interaction, index it and, when it was just recorded, store its latency."""
+        self.attempts += 1
         before = len(self.data)
         started = self._started.pop(id(request), None)
         elapsed_ms = None
@@ -468,6 +470,11 @@ class IndexedCassette(Cassette):
         if elapsed_ms is not None:
             stored_response.setdefault("headers", {})[LATENCY_HEADER] = [f"{elapsed_ms:.1f}"]
         self._metadata["audio_evals"] = {"format": CASSETTE_FORMAT, "harness_version": __version__}
+
+    def keep_empty(self) -> None:
+        """Write this cassette with no interaction: a batch recorded whose code made no request."""
+        self._metadata["audio_evals"] = {"format": CASSETTE_FORMAT, "harness_version": __version__}
+        self.dirty = True
 
     def _responses(self, request: Any) -> Iterator[tuple[int, Any]]:
         for index in self._index.get(self._key(request), ()):

@@ -574,9 +574,26 @@ class Engine:
             info.unused_interactions = len(unused)
             if unused and self.options.prune_cassettes:
                 cassette.drop_unused_requests = True
+        if cassette is not None and complete and not abandon and self._made_no_request(batch):
+            cassette.keep_empty()  # so replay runs this code offline instead of skipping it
         self._open_batch, self._cassette = None, None
         self._plays_incomplete = False
         self._cassette_stack.close()
+
+    def _made_no_request(self, batch: tuple[str, str]) -> bool:
+        """A batch recorded into a new cassette whose cases all ran without error or request."""
+        cassette = self._cassette
+        if (
+            cassette is None
+            or not self.options.record_mode.records
+            or self.options.worker
+            or cassette.attempts
+            or cassette.data
+            or self.cassette_file(*batch).exists()
+        ):
+            return False
+        mine = [r for r in (*self.results, *self._cache.values()) if (r.suite, r.variant) == batch]
+        return bool(mine) and all(r.error_kind is None for r in mine)
 
     # ---- xdist transport -----------------------------------------------------------------------
     def add_result(self, result: CaseResult) -> None:

@@ -234,6 +234,7 @@ def cases_frame(
         "cost_usd": [c for _, c in usage_cost],
         "audio_seconds": [r.audio_seconds for r in ordered],
         "audio_path": _strings([relative(r.audio_path) for r in ordered]),
+        "audio_conversion": _strings([r.audio_conversion or "" for r in ordered]),
         "transcript": _strings([r.transcript or "" for r in ordered]),
         "reference_transcript": _strings([r.reference_transcript or "" for r in ordered]),
         "wer": [word_error_rate(r.reference_transcript, r.transcript) for r in ordered],
@@ -1012,7 +1013,13 @@ def load_report(folder: Path) -> Report:
     results["error"] = results["error"].fillna("")
     cases = read("cases.csv")
     cases["error"] = cases["error"].fillna("")
-    for column in ("error_message", "transcript", "reference_transcript", "audio_path"):
+    for column in (
+        "error_message",
+        "transcript",
+        "reference_transcript",
+        "audio_path",
+        "audio_conversion",
+    ):
         if column in cases.columns:
             cases[column] = ["" if pd.isna(v) else str(v) for v in cases[column]]
     slices = optional("slices.csv", SLICE_COLUMNS)

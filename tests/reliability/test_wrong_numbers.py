@@ -96,6 +96,49 @@ def test_a_run_where_every_call_fails_passes_no_gate(tmp_path: Path) -> None:
     assert [(v["n"], v["errors"]) for v in variants] == [("2", "2")]
 
 
+# ---- the error-rate gate by default: one errored case in a gated variant fails the run ----------
+
+APP = """
+from evals.models import Person
+
+
+def extract(case, variant):
+    \"\"\"Right on every case but one, which raises.\"\"\"
+    if case.id == "b":
+        raise RuntimeError("the app broke on this clip")
+    return Person(name="Jason", age=20)
+"""
+
+LENIENT = """
+[tool.audio-evals.gates]
+min_accuracy = { "*:*" = 0.0 }
+"""
+
+
+def test_one_errored_case_fails_the_default_error_rate_gate(tmp_path: Path) -> None:
+    """No `max_error_rate` configured: the default (0) fails a variant with 1 errored case of 3,
+    while the accuracy gates, as lenient as they can be, pass on the 2 that were scored."""
+    root = write_project(
+        tmp_path,
+        {"intro": suite_text("people", variant("v", extract="evals.app:extract"))},
+        pyproject=LENIENT,
+        files={"evals/app.py": APP},
+    )
+    write_dataset(root, "people", [("a", "jason"), ("b", "jason"), ("c", "jason")])
+    proc = run_pytest(root, "evals", "--record-mode=once", "-v")
+    assert proc.returncode == 1, both(proc)
+    gates = gate_lines(proc.stdout)
+    status, detail = gates["max_error_rate intro/v <= 0"]
+    assert status == "FAIL", gates
+    assert "0.333" in detail or "33.3%" in detail, detail
+    assert gates["min_accuracy intro/v:name >= 0"][0] == "PASS", gates
+    assert "evals.app:extract raised RuntimeError: the app broke on this clip" in proc.stdout
+    variants = read_csv(root / "reports" / "latest" / "variants.csv")
+    assert [(v["n"], v["errors"]) for v in variants] == [("3", "1")]
+    rows = read_csv(root / "reports" / "latest" / "results.csv")
+    assert {(r["case_id"], r["outcome"]) for r in rows if r["case_id"] == "b"} == {("b", "error")}
+
+
 # ---- --update-baseline on a subset: one suite, --variant, -k --------------------------------------
 
 SUBSET_CASES = [("c1", "jason"), ("c2", "maria"), ("c3", "jason")]
