@@ -8,6 +8,7 @@ refusing `socket.connect` for internet families. Unix sockets stay allowed.
 from __future__ import annotations
 
 import contextlib
+import re
 import socket
 import threading
 from collections.abc import Iterator, Sequence
@@ -17,7 +18,7 @@ _INET = (socket.AF_INET, socket.AF_INET6)
 _lock = threading.Lock()
 _depth = 0
 _originals: dict[str, Any] = {}
-_allowed: set[str] = set()
+_allowed: list[re.Pattern[str]] = []
 
 
 class NetworkBlocked(ConnectionRefusedError):
@@ -28,11 +29,31 @@ def _host_of(address: Any) -> str:
     return str(address[0]) if isinstance(address, tuple) and address else str(address)
 
 
+def allowed_patterns(allowed_hosts: Sequence[str]) -> list[re.Pattern[str]]:
+    """Each allowed host as a regex, plus the addresses a plain host name resolves to (a socket
+    connects to an address, not a name), as pytest-recording's `--allowed-hosts` does."""
+    patterns = []
+    for host in allowed_hosts:
+        try:
+            patterns.append(re.compile(host))
+        except re.error as exc:
+            raise ValueError(f"allowed host {host!r} is not a regular expression ({exc})") from None
+        if re.fullmatch(r"[A-Za-z0-9.-]+", host):
+            with contextlib.suppress(OSError, UnicodeError):
+                for *_, sockaddr in socket.getaddrinfo(host, None):
+                    patterns.append(re.compile(re.escape(str(sockaddr[0])) + r"\Z"))
+    return patterns
+
+
+def _allows(host: str) -> bool:
+    return any(pattern.match(host) for pattern in _allowed)
+
+
 def _guarded(name: str) -> Any:
     original = _originals[name]
 
     def connect(sock: socket.socket, address: Any) -> Any:
-        if sock.family in _INET and _host_of(address) not in _allowed:
+        if sock.family in _INET and not _allows(_host_of(address)):
             raise NetworkBlocked(
                 f"network blocked in replay: a connection to {_host_of(address)}:"
                 f"{address[1] if isinstance(address, tuple) and len(address) > 1 else '?'} "
@@ -45,12 +66,13 @@ def _guarded(name: str) -> Any:
 
 @contextlib.contextmanager
 def blocked_network(allowed_hosts: Sequence[str] = ()) -> Iterator[None]:
-    """Refuse internet connections inside this block (nestable; hosts in `allowed_hosts` pass)."""
+    """Refuse internet connections inside this block (nestable; hosts matching a regex of
+    `allowed_hosts` pass)."""
     global _depth
+    patterns = allowed_patterns(allowed_hosts)
     with _lock:
         if _depth == 0:
-            _allowed.clear()
-            _allowed.update(allowed_hosts)
+            _allowed[:] = patterns
             for name in ("connect", "connect_ex"):
                 _originals[name] = getattr(socket.socket, name)
                 setattr(socket.socket, name, _guarded(name))

@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from . import forked
+from . import forked, netguard
 from .cassettes import RecordMode
 from .datasets import DatasetError
 from .engine import (
@@ -207,7 +207,11 @@ def pytest_configure(config: pytest.Config) -> None:
         raise pytest.UsageError(f"audio-evals: {exc}") from None
     except GateConfigError as exc:
         raise pytest.UsageError(f"audio-evals gates: {exc}") from None
-    hosts = config.getoption("allowed_hosts", None) or ""
+    hosts = [h.strip() for h in (config.getoption("allowed_hosts", None) or "").split(",")]
+    try:
+        netguard.allowed_patterns([h for h in hosts if h])
+    except ValueError as exc:
+        raise pytest.UsageError(f"--allowed-hosts: {exc}") from None
     options = RunOptions(
         record_mode=record_mode,
         concurrency=config.getoption("eval_concurrency"),
@@ -215,7 +219,7 @@ def pytest_configure(config: pytest.Config) -> None:
         processes=config.getoption("eval_processes"),
         repeats=config.getoption("repeats"),
         prune_cassettes=config.getoption("prune_cassettes"),
-        allowed_hosts=tuple(h.strip() for h in hosts.split(",") if h.strip()),
+        allowed_hosts=tuple(h for h in hosts if h),
         client_factory=_client_factory(config),
         worker=worker,
         shard=shard,
