@@ -19,6 +19,9 @@ from .conftest import REPO, chromium_path, launch_chromium, run_pytest
 
 SCRIPT_LABEL = "<script>document.title='pwned'</script>"
 TAG_LABEL = "<img src=x onerror=\"document.title='pwned'\">"
+SAID = "<b id=said>I am Jason</b> & twenty"
+HEARD = "<i id=heard>I am Jason</i></td></tr><tr><td>"
+ANSWER = "<u id=answer>20</u>"
 ARTIFACTS = REPO / "reports" / "artifacts"
 
 
@@ -140,6 +143,10 @@ def test_demo_report_opens_offline_with_headline_gates_plots_and_tables(
         assert p.locator(f"{section} table.comparison").count() == 1
         assert p.locator(f"{section} figure svg").count() == 3 + variants
         assert "Holm-adjusted over the run's" in p.inner_text(section)
+    # partial credit for every field, presence precision/recall for the optional ones
+    fields = p.inner_text("#suite-appointment table.fields")
+    assert fields.count(" · score ") >= 4 and "presence P " in fields and "(missed " in fields
+    assert "presence P " not in p.inner_text("#suite-person table.fields")  # nothing optional
     # confusion tables for the enum (service) and the bool (urgent), one per variant
     confusion = p.locator("#suite-appointment table.confusion-table")
     assert confusion.count() == 2 * 4
@@ -227,6 +234,51 @@ def test_labels_and_tags_holding_markup_are_shown_as_text(
     assert p.title() != "pwned"
     html = (root / "reports" / "latest" / "report.html").read_text(encoding="utf-8")
     assert SCRIPT_LABEL not in html and "<img src=x" not in html
+    assert page.errors() == []
+
+
+def test_transcripts_and_answers_holding_markup_are_shown_as_text(
+    demo: tuple[Path, str], browser: Any, tmp_path: Path
+) -> None:
+    """What a model heard and answered is data too: a run folder whose transcript, reference
+    transcript and predicted value hold markup, rendered by `audio-evals report`."""
+    root, case_id = demo
+    run = tmp_path / "run"
+    shutil.copytree(root / "reports" / "latest", run)
+    cases = pd.read_csv(run / "cases.csv", dtype=str, keep_default_na=False)
+    mine = (cases["case_id"] == case_id) & (cases["suite"] == "person")
+    cases.loc[mine, "transcript"] = HEARD
+    cases.loc[mine, "reference_transcript"] = SAID
+    cases.to_csv(run / "cases.csv", index=False)
+    results = pd.read_csv(run / "results.csv", dtype=str, keep_default_na=False)
+    mine = (
+        (results["case_id"] == case_id)
+        & (results["suite"] == "person")
+        & (results["field"] == "age")
+    )
+    results.loc[mine, "predicted"] = ANSWER
+    results.to_csv(run / "results.csv", index=False)
+    proc = subprocess.run(
+        [sys.executable, "-m", "audio_evals.cli", "report", str(run)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr
+    page = Page(browser, run / "report.html")
+    p = page.page
+    ui = "#cases-suite-person"
+    p.fill(f"{ui} input[data-filter=search]", case_id)
+
+    def text(selector: str) -> list[str]:
+        return p.eval_on_selector_all(f"{ui} {selector}", "xs => xs.map(x => x.textContent)")
+
+    assert set(text("td.transcript .heard")) == {f"heard: {HEARD}"}
+    assert set(text("td.transcript .said")) == {f"said: {SAID}"}
+    assert ANSWER in set(text("table.fieldvals .pred"))
+    assert p.locator(f"{ui} b#said, {ui} i#heard, {ui} u#answer").count() == 0
+    html = (run / "report.html").read_text(encoding="utf-8")
+    assert "<b id=said>" not in html and "<i id=heard>" not in html and "<u id=answer>" not in html
     assert page.errors() == []
 
 
