@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import shutil
 import sys
 import time
 import wave
@@ -27,7 +28,7 @@ from audio_evals.results import CaseResult, LatencySource  # noqa: E402
 from audio_evals.run_info import RunInfo, make_headline  # noqa: E402
 from audio_evals.runner import dump_record  # noqa: E402
 from audio_evals.scoring import score_fields  # noqa: E402
-from tests.conftest import chromium_path, launch_chromium  # noqa: E402
+from tests.conftest import launch_chromium  # noqa: E402
 
 BENCH = "report_scale"
 TARGET_WRITE_S = 10.0
@@ -135,11 +136,10 @@ def synthetic_run(root: Path, n: int, seed: int = 5) -> list[CaseResult]:
     return results
 
 
-def open_in_chromium(path: Path) -> tuple[float, int, list[str]]:
+def open_in_chromium(path: Path, executable: str) -> tuple[float, int, list[str]]:
     """Seconds from navigation to the first page of cases drawn, rows in the table, errors seen."""
     from playwright.sync_api import sync_playwright
 
-    executable = chromium_path()
     with sync_playwright() as p:
         browser = launch_chromium(p, executable)
         page = browser.new_page(viewport={"width": 1300, "height": 1000})
@@ -186,8 +186,16 @@ def main() -> int:
             f"report.html {size_mb:.2f} MB, results.csv "
             f"{(written[0] / 'results.csv').stat().st_size / 1e6:.1f} MB"
         )
-        open_s, rows, errors = open_in_chromium(html)
-        print(f"  chromium: first page of cases drawn in {open_s:.2f} s ({rows} rows shown)")
+        executable = shutil.which("chromium")
+        if executable:
+            open_s, rows, errors = open_in_chromium(html, executable)
+            print(f"  chromium: first page of cases drawn in {open_s:.2f} s ({rows} rows shown)")
+        else:
+            open_s, rows, errors = (
+                float("nan"),
+                0,
+                ["chromium is not installed (apt-get install chromium)"],
+            )
         if errors:
             print(f"  page errors: {errors[:3]}")
     size = f"{n:,} cases x 2 variants"
@@ -212,7 +220,11 @@ def main() -> int:
             f"{open_s:.2f} s",
             f"< {TARGET_OPEN_S:g} s",
             open_s < TARGET_OPEN_S and not errors and rows > 0,
-            "" if not errors else f"{len(errors)} page errors",
+            ""
+            if not errors
+            else f"not opened: {errors[0]}"
+            if not rows
+            else f"{len(errors)} page errors",
         ),
     ]
     finish(BENCH, figures, args.json, started, {"cases": n, "variants": 2})
