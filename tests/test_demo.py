@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import json
 import subprocess
@@ -114,6 +115,14 @@ def test_a_script_without_pytest_writes_the_results_of_pytest_evals(tmp_path: Pa
         assert ours == (tmp_path / "pytest" / "latest" / name).read_bytes(), name
     results = (tmp_path / "script" / "latest" / "results.csv").read_text(encoding="utf-8")
     assert len(results.splitlines()) > 2000  # every replayed case of every suite, field by field
+    with (tmp_path / "pytest" / "latest" / "comparison.csv").open(encoding="utf-8") as fh:
+        pairs = {
+            (r["variant_a"], r["variant_b"]) for r in csv.DictReader(fh) if r["suite"] == "intake"
+        }
+    assert pairs == {
+        ("builtin", "app"),
+        ("builtin", "app-mini"),
+    }  # the suite's `baseline = "builtin"`
 
 
 ASYNC_SCRIPT = """

@@ -156,6 +156,12 @@ CASES: dict[str, tuple[str, str, str, str]] = {
         "cluster_by =",
         "'speakr' is not a tag of 2 of the 2 rows",
     ),
+    "baseline": (
+        'baseline = "baseline"\n' + HEAD + V,
+        "baseline",
+        "baseline =",
+        "no variant named 'baseline' (known: ",
+    ),
     "response_model-raises": (
         HEAD.replace("bad_input_models:", "bad_input_raising:") + V,
         "response_model",
