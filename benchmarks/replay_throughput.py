@@ -70,9 +70,10 @@ def floor(project: Path, calls: int) -> dict[str, float]:
     from audio_evals.traffic import CaseTraffic
 
     cassette = project / "cassettes" / SUITE / f"{variant_names(1)[0]}.yaml"
-    interaction = yaml.load(cassette.read_text(encoding="utf-8"), Loader=yaml.CSafeLoader)[
-        "interactions"
-    ][0]
+    text = cassette.read_text(encoding="utf-8")
+    second = text.find("\n- request:", text.find("- request:") + 1)  # the first interaction only
+    head = text if second < 0 else text[: second + 1]
+    interaction = yaml.load(head, Loader=yaml.CSafeLoader)["interactions"][0]
     answer = interaction["response"]["body"]["string"].encode()
     stored = json.loads(interaction["request"]["body"])
     suite = load_suite(project / "evals" / f"{SUITE}.eval.toml", root=project)

@@ -40,6 +40,22 @@ def test_a_transcription_upload_over_25_mib_is_a_413(client: OpenAI) -> None:
     )
 
 
+def test_chat_audio_over_25_mib_is_a_413_naming_the_part(client: OpenAI) -> None:
+    data = wav(MAX_AUDIO_BYTES / 16000 + 1, rate=8000, subtype="PCM_16")
+    part = {
+        "type": "input_audio",
+        "input_audio": {"data": base64.b64encode(data).decode(), "format": "wav"},
+    }
+    with pytest.raises(openai.APIStatusError) as err:
+        client.chat.completions.create(
+            model="local-baseline",
+            messages=[{"role": "user", "content": [{"type": "text", "text": "Who speaks?"}, part]}],
+        )
+    assert err.value.status_code == 413
+    assert f"Maximum content size limit ({MAX_AUDIO_BYTES}) exceeded" in str(err.value)
+    assert err.value.body["param"] == "messages[0].content[1].input_audio.data"
+
+
 def test_audio_longer_than_the_limit_is_refused_on_both_endpoints(client: OpenAI) -> None:
     data = wav(MAX_AUDIO_SECONDS + 1)  # 1501 s of 8 kHz 8-bit audio: 12 MB, under the size limit
     words = "audio duration 1501 seconds is longer than 1500 seconds which is the maximum"
