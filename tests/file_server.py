@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import threading
+import time
 from collections import Counter
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -15,10 +16,13 @@ class FileServer:
     """Serves `folder` at http://127.0.0.1:<port>/; `requests` counts GETs per path; `faults`
     maps a path to statuses answered (in order) before the file is served."""
 
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, delay: float = 0.0) -> None:
         self.folder = folder
+        self.delay = delay  # seconds each GET takes before it is answered
         self.requests: Counter[str] = Counter()
         self.faults: dict[str, list[int]] = {}
+        self.in_flight = 0
+        self.peak = 0  # the most GETs answered at once
         self._lock = threading.Lock()
         handler = functools.partial(_Handler, self, directory=str(folder))
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
@@ -44,6 +48,15 @@ class FileServer:
     def count(self, path: str) -> None:
         with self._lock:
             self.requests[path] += 1
+
+    def enter(self) -> None:
+        with self._lock:
+            self.in_flight += 1
+            self.peak = max(self.peak, self.in_flight)
+
+    def leave(self) -> None:
+        with self._lock:
+            self.in_flight -= 1
 
     def fault(self, path: str) -> int | None:
         with self._lock:
@@ -71,6 +84,14 @@ class _Handler(SimpleHTTPRequestHandler):
         super().__init__(*args, **kwargs)
 
     def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+        self.state.enter()
+        try:
+            time.sleep(self.state.delay)
+            self._get()
+        finally:
+            self.state.leave()
+
+    def _get(self) -> None:
         path = self.path.split("?", 1)[0].lstrip("/")
         self.state.count(path)
         status = self.state.fault(path)

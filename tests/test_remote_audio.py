@@ -13,6 +13,7 @@ import dataclasses
 import hashlib
 import json
 import logging
+import re
 import shutil
 import textwrap
 import threading
@@ -29,7 +30,7 @@ from audio_evals.audio_cache import CACHE_ENV, AudioCache, cache_root
 from audio_evals.cli import main
 from audio_evals.datasets import DatasetError, read_dataset
 from audio_evals.problems import ProblemKind
-from audio_evals.remote_audio import AudioOutcome, ensure_audio, fetch_dataset
+from audio_evals.remote_audio import AudioOutcome, ensure_audio, fetch_audio, fetch_dataset
 from audio_evals.results import ErrorKind
 from audio_evals.schema import row_schema
 from audio_evals.validation import validate_dataset
@@ -733,3 +734,30 @@ def test_rows_that_share_a_url_fetch_it_once_also_from_inside_an_event_loop(
     assert report.count(AudioOutcome.FETCHED) == 1  # type: ignore[attr-defined]
     assert report.count(AudioOutcome.CACHED) == 5  # type: ignore[attr-defined]
     assert {sha(c.audio_path) for c in dataset} == {sha(bucket / CLIPS[0])}
+
+
+def test_fetching_runs_at_most_jobs_at_once_and_shows_a_progress_bar(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """9 files that each take 0.4 s to serve, 3 jobs: 3 at once (never more), with a bar."""
+    bucket = tmp_path / "bucket"
+    bucket.mkdir()
+    clip = shared_path(
+        "real-speech", "free-spoken-digit-dataset", "recordings", CLIPS[0]
+    ).read_bytes()
+    for i in range(9):
+        (bucket / f"take-{i}.wav").write_bytes(clip)
+    with FileServer(bucket, delay=0.4) as server:
+        rows = [
+            {"file_name": server.url(f"take-{i}.wav"), "id": f"take-{i}", "expected": {"digit": 1}}
+            for i in range(9)
+        ]
+        dataset = load_dataset(write_dataset(tmp_path / "shared", rows), SpokenDigit)
+        report = fetch_audio(dataset, jobs=3, progress=True)
+        assert server.total == 9
+        assert server.peak == 3, server.peak
+    assert report.count(AudioOutcome.FETCHED) == 9  # type: ignore[attr-defined]
+    bar = capsys.readouterr().err
+    assert re.search(r"audio: +\d+%.*\| [1-9]/9 \[", bar), (
+        bar
+    )  # drawn after 1 s, cleared at the end
