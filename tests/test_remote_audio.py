@@ -755,7 +755,7 @@ def test_fetching_runs_at_most_jobs_at_once_and_shows_a_progress_bar(
         dataset = load_dataset(write_dataset(tmp_path / "shared", rows), SpokenDigit)
         report = fetch_audio(dataset, jobs=3, progress=True)
         assert server.total == 9
-        assert server.peak == 3, server.peak
+        assert 1 < server.peak <= 3, server.peak  # concurrent, and never more than the jobs
     assert report.count(AudioOutcome.FETCHED) == 9  # type: ignore[attr-defined]
     bar = capsys.readouterr().err
     assert re.search(r"audio: +\d+%.*\| [1-9]/9 \[", bar), (
