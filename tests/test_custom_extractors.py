@@ -404,6 +404,7 @@ def test_the_extractor_sees_the_case_and_the_resolved_endpoint_live_and_in_repla
     }
     (folder / "metadata.jsonl").write_text(json.dumps(row) + "\n")
     seen: list[dict[str, object]] = []
+    calling = {"local"}  # the variants whose code makes a request
 
     def extract(case: CaseInput, variant: VariantConfig) -> Person:
         seen.append(
@@ -424,7 +425,7 @@ def test_the_extractor_sees_the_case_and_the_resolved_endpoint_live_and_in_repla
                 ],
                 max_retries=0,
             )
-            if variant.name == "local"
+            if variant.name in calling
             else Person(name="Jason", age=20)
         )
 
@@ -475,3 +476,9 @@ def test_the_extractor_sees_the_case_and_the_resolved_endpoint_live_and_in_repla
     )
     assert replay["hosted"]["endpoint"][1:] == ("sk-replay-no-key-needed", "'***'")
     assert local_repr == "'***'" and local_key
+
+    calling.clear()  # the code changes and no longer calls: a rewrite leaves an empty cassette
+    local = project.cassette_dir / "people" / "local.yaml"
+    assert len(yaml.safe_load(local.read_text())["interactions"]) == 1
+    run_suite(suite, record_mode="rewrite", project=project, variants=["local"])
+    assert yaml.safe_load(local.read_text())["interactions"] == []

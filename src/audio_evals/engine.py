@@ -581,15 +581,16 @@ class Engine:
         self._cassette_stack.close()
 
     def _made_no_request(self, batch: tuple[str, str]) -> bool:
-        """A batch recorded into a new cassette whose cases all ran without error or request."""
-        cassette = self._cassette
+        """A batch recorded into a new (or rewritten) cassette whose cases all ran without error
+        or request."""
+        cassette, mode = self._cassette, self.options.record_mode
         if (
             cassette is None
-            or not self.options.record_mode.records
+            or not mode.records
             or self.options.worker
             or cassette.attempts
             or cassette.data
-            or self.cassette_file(*batch).exists()
+            or (mode is not RecordMode.REWRITE and self.cassette_file(*batch).exists())
         ):
             return False
         mine = [r for r in (*self.results, *self._cache.values()) if (r.suite, r.variant) == batch]
