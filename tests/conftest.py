@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import shutil
 import struct
 import subprocess
@@ -112,3 +113,23 @@ def chromium_path() -> str:
 def launch_chromium(playwright: Any, executable: str) -> Any:
     """A headless chromium from the system's binary, driven by Playwright (which downloads none)."""
     return playwright.chromium.launch(executable_path=executable, args=list(CHROMIUM_ARGS))
+
+
+GATE_LINE = re.compile(r"^(PASS|FAIL|N/E) +(.+?): (.*)$")
+
+
+def both(proc: subprocess.CompletedProcess[str]) -> str:
+    """stdout and stderr of a run."""
+    return proc.stdout + proc.stderr
+
+
+def gate_lines(out: str) -> dict[str, tuple[str, str]]:
+    """The gate verdicts of the terminal summary: name -> (PASS|FAIL|N/E, detail)."""
+    _, sep, section = out.partition("audio-evals gates: ")
+    assert sep, f"no gate section in the output:\n{out}"
+    found = {}
+    for line in section.splitlines()[1:]:
+        m = GATE_LINE.match(line)
+        if m:
+            found[m.group(2)] = (m.group(1), m.group(3))
+    return found

@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from .conftest import SHARED, require_shared
+from .conftest import SHARED, both, gate_lines, require_shared
 from .conftest import run_pytest as run_pytest_quiet
 
 
@@ -65,7 +65,6 @@ model = "gpt-audio-1.5"
 """
 
 PYPROJECT_HEAD = "[project]\nname = 'scratch'\nversion = '0'\n"
-GATE_LINE = re.compile(r"^(PASS|FAIL|N/E) +(.+?): (.*)$")
 
 
 def write_project(root: Path) -> Path:
@@ -130,22 +129,6 @@ def write_baseline(
     }
     path.write_text(json.dumps(doc, indent=2), encoding="utf-8")
     return path
-
-
-def gate_lines(out: str) -> dict[str, tuple[str, str]]:
-    """The gate verdicts printed in the terminal summary: name -> (PASS|FAIL|N/E, detail)."""
-    _, sep, section = out.partition("audio-evals gates: ")
-    assert sep, f"no gate section in the output:\n{out}"
-    found = {}
-    for line in section.splitlines()[1:]:
-        m = GATE_LINE.match(line)
-        if m:
-            found[m.group(2)] = (m.group(1), m.group(3))
-    return found
-
-
-def both(proc: subprocess.CompletedProcess[str]) -> str:
-    return proc.stdout + proc.stderr
 
 
 # The measured numbers of the `name` field (6 of 12 right): point, Wilson 95% interval, n.

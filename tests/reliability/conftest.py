@@ -6,9 +6,7 @@ Each module builds its scratch project(s) once; tests copy them before changing 
 from __future__ import annotations
 
 import json
-import re
 import shutil
-import subprocess
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -34,7 +32,6 @@ class Person(BaseModel):
     age: int | None = Field(default=None, description="The speaker's age in years, if said")
 '''
 PYPROJECT = "[project]\nname = 'scratch'\nversion = '0'\n"
-GATE_LINE = re.compile(r"^(PASS|FAIL|N/E) +(.+?): (.*)$")
 
 
 def variant(name: str, base_url: str = "local", **keys: Any) -> str:
@@ -105,23 +102,6 @@ def copy_project(source: Path, dest: Path) -> Path:
     shutil.copytree(source, dest)
     shutil.rmtree(dest / "reports", ignore_errors=True)
     return dest
-
-
-def both(proc: subprocess.CompletedProcess[str]) -> str:
-    """stdout and stderr of a run."""
-    return proc.stdout + proc.stderr
-
-
-def gate_lines(out: str) -> dict[str, tuple[str, str]]:
-    """The gate verdicts of the terminal summary: name -> (PASS|FAIL|N/E, detail)."""
-    _, sep, section = out.partition("audio-evals gates: ")
-    assert sep, f"no gate section in the output:\n{out}"
-    found = {}
-    for line in section.splitlines()[1:]:
-        m = GATE_LINE.match(line)
-        if m:
-            found[m.group(2)] = (m.group(1), m.group(3))
-    return found
 
 
 def interactions(path: Path) -> list[dict[str, Any]]:

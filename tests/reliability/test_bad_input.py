@@ -14,8 +14,8 @@ import pytest
 
 from audio_evals.suites import SuiteError, load_suite
 
-from ..conftest import run_pytest
-from .conftest import MODELS, both, suite_text, variant, write_dataset, write_project
+from ..conftest import both, run_pytest
+from .conftest import MODELS, suite_text, variant, write_dataset, write_project
 
 # The models live in a module of their own name: these suites are also loaded in this process.
 HEAD = suite_text("people", model="bad_input_models:Person")

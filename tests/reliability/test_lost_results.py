@@ -21,12 +21,10 @@ import pytest
 
 from audio_evals.local import LocalServer
 
-from ..conftest import run_pytest
+from ..conftest import both, gate_lines, run_pytest
 from .conftest import (
-    both,
     case_of,
     copy_project,
-    gate_lines,
     interactions,
     latency_of,
     suite_text,

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from ..conftest import run_pytest
-from .conftest import both, suite_text, variant, write_dataset, write_project
+from ..conftest import both, run_pytest
+from .conftest import suite_text, variant, write_dataset, write_project
 
 APP = """
 import os

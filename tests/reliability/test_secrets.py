@@ -16,9 +16,8 @@ import pytest
 
 from audio_evals.local import LocalServer
 
-from ..conftest import run_pytest
+from ..conftest import both, run_pytest
 from .conftest import (
-    both,
     copy_project,
     interactions,
     suite_text,
