@@ -119,6 +119,18 @@ def _play_first_clip(page: Any, suite: str) -> dict[str, Any]:
     return handle.json_value()
 
 
+def report_command(run: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """`audio-evals report RUN_DIR ARGS...` in a process of its own; it must succeed."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "audio_evals.cli", "report", str(run), *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr
+    return proc
+
+
 def test_demo_report_opens_offline_with_headline_gates_plots_and_tables(
     demo: tuple[Path, str], browser: Any
 ) -> None:
@@ -258,13 +270,7 @@ def test_transcripts_and_answers_holding_markup_are_shown_as_text(
     )
     results.loc[mine, "predicted"] = ANSWER
     results.to_csv(run / "results.csv", index=False)
-    proc = subprocess.run(
-        [sys.executable, "-m", "audio_evals.cli", "report", str(run)],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert proc.returncode == 0, proc.stderr
+    report_command(run)
     page = Page(browser, run / "report.html")
     p = page.page
     ui = "#cases-suite-person"
@@ -288,13 +294,7 @@ def test_report_command_links_audio_that_plays_from_disk(
     root, _ = demo
     run = tmp_path / "run"
     shutil.copytree(root / "reports" / "latest", run)
-    proc = subprocess.run(
-        [sys.executable, "-m", "audio_evals.cli", "report", str(run), "--audio", "link"],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert proc.returncode == 0, proc.stderr
+    proc = report_command(run, "--audio", "link")
     path = run / "report.html"
     assert proc.stdout.strip() == f"written: {path}"
     html = path.read_text(encoding="utf-8")
@@ -314,13 +314,7 @@ def test_report_command_cuts_the_cases_table_and_says_where_every_run_is(
     run = tmp_path / "run"
     shutil.copytree(root / "reports" / "latest", run)
     assert (run / "results.parquet").is_file() and (run / "cases.parquet").is_file()
-    proc = subprocess.run(
-        [sys.executable, "-m", "audio_evals.cli", "report", str(run), "--max-case-rows", "40"],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert proc.returncode == 0, proc.stderr
+    report_command(run, "--max-case-rows", "40")
     page = Page(browser, run / "report.html")
     p = page.page
     assert page.errors() == [] and page.network() == []
