@@ -8,6 +8,7 @@ refusing `socket.connect` for internet families. Unix sockets stay allowed.
 from __future__ import annotations
 
 import contextlib
+import functools
 import re
 import socket
 import threading
@@ -29,9 +30,11 @@ def _host_of(address: Any) -> str:
     return str(address[0]) if isinstance(address, tuple) and address else str(address)
 
 
-def allowed_patterns(allowed_hosts: Sequence[str]) -> list[re.Pattern[str]]:
+@functools.cache
+def allowed_patterns(allowed_hosts: tuple[str, ...]) -> tuple[re.Pattern[str], ...]:
     """Each allowed host as a regex, plus the addresses a plain host name resolves to (a socket
-    connects to an address, not a name), as pytest-recording's `--allowed-hosts` does."""
+    connects to an address, not a name), as pytest-recording's `--allowed-hosts` does; resolved
+    once per process, not at every batch."""
     patterns = []
     for host in allowed_hosts:
         try:
@@ -42,7 +45,7 @@ def allowed_patterns(allowed_hosts: Sequence[str]) -> list[re.Pattern[str]]:
             with contextlib.suppress(OSError, UnicodeError):
                 for *_, sockaddr in socket.getaddrinfo(host, None):
                     patterns.append(re.compile(re.escape(str(sockaddr[0])) + r"\Z"))
-    return patterns
+    return tuple(patterns)
 
 
 def _allows(host: str) -> bool:
@@ -69,7 +72,7 @@ def blocked_network(allowed_hosts: Sequence[str] = ()) -> Iterator[None]:
     """Refuse internet connections inside this block (nestable; hosts matching a regex of
     `allowed_hosts` pass)."""
     global _depth
-    patterns = allowed_patterns(allowed_hosts)
+    patterns = allowed_patterns(tuple(allowed_hosts))
     with _lock:
         if _depth == 0:
             _allowed[:] = patterns

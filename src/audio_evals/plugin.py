@@ -207,9 +207,10 @@ def pytest_configure(config: pytest.Config) -> None:
         raise pytest.UsageError(f"audio-evals: {exc}") from None
     except GateConfigError as exc:
         raise pytest.UsageError(f"audio-evals gates: {exc}") from None
-    hosts = [h.strip() for h in (config.getoption("allowed_hosts", None) or "").split(",")]
+    text = config.getoption("allowed_hosts", None) or ""
+    hosts = tuple(h.strip() for h in text.split(",") if h.strip())
     try:
-        netguard.allowed_patterns([h for h in hosts if h])
+        netguard.allowed_patterns(hosts)
     except ValueError as exc:
         raise pytest.UsageError(f"--allowed-hosts: {exc}") from None
     options = RunOptions(
@@ -219,7 +220,7 @@ def pytest_configure(config: pytest.Config) -> None:
         processes=config.getoption("eval_processes"),
         repeats=config.getoption("repeats"),
         prune_cassettes=config.getoption("prune_cassettes"),
-        allowed_hosts=tuple(h for h in hosts if h),
+        allowed_hosts=hosts,
         client_factory=_client_factory(config),
         worker=worker,
         shard=shard,
