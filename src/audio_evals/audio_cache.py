@@ -30,7 +30,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from .files import atomic_copy, atomic_write
+from .files import atomic_copy, atomic_write, publish_file
 
 CACHE_ENV = "AUDIO_EVALS_AUDIO_CACHE"
 """The environment variable that sets the cache folder (it wins over `dataset.toml`)."""
@@ -157,10 +157,7 @@ class AudioCache:
         """Store freshly downloaded, hashed bytes as their blob and as the URL's entry."""
         blob = self.blob(digest, entry.name)
         blob.parent.mkdir(parents=True, exist_ok=True)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(downloaded, 0o666 & ~umask)
-        os.replace(downloaded, blob)
+        publish_file(downloaded, blob)
         self._enter(digest, entry)
 
     def discard(self, entry: Path) -> None:

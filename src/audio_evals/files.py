@@ -3,12 +3,32 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import shutil
 import tempfile
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
+
+_umask_lock = threading.Lock()
+
+
+@functools.cache
+def _umask() -> int:
+    """The process umask, read once: reading it means setting it, which two threads (the
+    fetcher's pool) must not do at once, or one would leave the umask at 0."""
+    with _umask_lock:
+        umask = os.umask(0)
+        os.umask(umask)
+        return umask
+
+
+def publish_file(tmp: Path | str, path: Path) -> None:
+    """Give a finished temp file the mode a newly created file gets, then rename it to `path`."""
+    os.chmod(tmp, 0o666 & ~_umask())
+    os.replace(tmp, path)
 
 
 @contextlib.contextmanager
@@ -21,10 +41,7 @@ def atomic_file(path: Path) -> Iterator[BinaryIO]:
             yield fh
             fh.flush()
             os.fsync(fh.fileno())
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, path)
+        publish_file(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
