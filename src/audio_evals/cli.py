@@ -57,12 +57,12 @@ def compare_reports(a: Report, b: Report) -> pd.DataFrame:
 
 def _partial(folder: Path) -> str | None:
     """What a saved report's run.json says when its run is partial (None when complete or unknown)."""
-    from .run_info import RUN_INFO, RunInfo
+    from .run_info import read_run_info
 
-    path = folder / RUN_INFO
-    if not path.is_file():
+    try:
+        record = read_run_info(folder).record
+    except FileNotFoundError:
         return None
-    record = RunInfo.from_json(path.read_text(encoding="utf-8"), path).record
     return None if record is None or record.complete else record.summary
 
 

@@ -33,7 +33,7 @@ from .netguard import blocked_network
 from .project import Project
 from .redaction import redacted_logs
 from .remote_audio import batch_audio
-from .results import CaseResult, ErrorKind, EvalRef
+from .results import CaseResult, ErrorKind, EvalRef, run_key
 from .runner import Endpoint, run_batch
 from .suites import Suite, Variant
 
@@ -385,21 +385,21 @@ class Engine:
             wanted = {r.case_id for r in (*self._pending.get(ref.batch, {}), ref)}
             # before the cassette opens: fetching remote audio is neither recorded nor blocked
             self._audio_failures[ref.batch] = batch_audio(suite.dataset, wanted, self.say)
-        if (
-            not self._heap_frozen
-        ):  # once, before any cassette: a closed cassette must stay collectable
-            forked.freeze_heap()
-            self._heap_frozen = True
-        try:
-            self._open(ref.batch)
-        except cas.CassetteFormatError as exc:
-            raise self._fail_batch(
-                ref.batch,
-                BatchFailed(
-                    f"{exc} -- the other batches still run; re-record this one with: "
-                    f"{record_command(variant, mode='rewrite')}"
-                ),
-            ) from None
+            if (
+                not self._heap_frozen
+            ):  # once, before any cassette: a closed one must stay collectable
+                forked.freeze_heap()
+                self._heap_frozen = True
+            try:
+                self._open(ref.batch)
+            except cas.CassetteFormatError as exc:
+                raise self._fail_batch(
+                    ref.batch,
+                    BatchFailed(
+                        f"{exc} -- the other batches still run; re-record this one with: "
+                        f"{record_command(variant, mode='rewrite')}"
+                    ),
+                ) from None
         assert self._cassette is not None
         live = not self._cassette.write_protected
         info = self.batches[ref.batch]
@@ -524,9 +524,7 @@ class Engine:
         return self._server
 
     def _open(self, batch: tuple[str, str]) -> None:
-        if self._open_batch == batch:
-            return
-        self._close_batch()
+        """Open a batch's cassette (the previous batch is closed)."""
         path = self.cassette_file(*batch)
         self._cassette = self._cassette_stack.enter_context(
             cas.open_cassette(path, self.options.record_mode)
@@ -634,9 +632,7 @@ class Engine:
             self._close_batch(abandon=True)
         finally:
             self._server_stack.close()
-        leftover = sorted(
-            self._cache.values(), key=lambda r: (r.suite, r.variant, r.case_id, r.repeat)
-        )
+        leftover = sorted(self._cache.values(), key=run_key)
         if leftover:  # computed for units nobody asked for after an interrupt or -x
             self.results.extend(leftover)
             self._cache.clear()
@@ -667,7 +663,6 @@ def _select(
     suites: Sequence[Suite],
     variants: Iterable[str] | None,
     cases: Iterable[str] | None,
-    shard: tuple[int, int] | None = None,
 ) -> list[EvalRef]:
     wanted_variants = set(variants) if variants is not None else None
     wanted_cases = set(cases) if cases is not None else None
@@ -679,6 +674,7 @@ def _select(
         if unknown:
             raise UsageError(f"case {unknown[0]!r} is in no suite's dataset")
     selected, dropped = [], []
+    shard = engine.options.shard
     for suite in suites:
         for ref in engine.refs(suite):
             keep = (wanted_variants is None or ref.variant in wanted_variants) and (
@@ -737,7 +733,7 @@ def run_suite(
     try:
         for s in suites:
             engine.add_suite(s)
-        for ref in _select(engine, suites, variants, cases, shard):
+        for ref in _select(engine, suites, variants, cases):
             with contextlib.suppress(BatchSkipped, BatchFailed):
                 engine.result(ref)
     except KeyboardInterrupt:  # what completed is kept: the caller may still report it

@@ -29,6 +29,7 @@ from .pricing import PriceTable, load_price_table
 from .report import Report
 from .report import build_report as report_from_results
 from .report_files import ReportSettings, publish, publish_folder
+from .results import run_key
 from .run_info import RunInfo, make_headline
 from .run_record import run_record, unfinished_reason
 from .terminal import Line, summary_lines
@@ -97,7 +98,7 @@ def report_settings(run: Run) -> ReportSettings:
 
 def build_report(run: Run) -> Report:
     """All frames of a run (results, cases, fields, variants, comparisons, slices) with its headline."""
-    results = sorted(run.results, key=lambda r: (r.suite, r.variant, r.case_id, r.repeat))
+    results = sorted(run.results, key=run_key)
     report = report_from_results(
         results,
         skips=run.skips,

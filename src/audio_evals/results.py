@@ -116,3 +116,8 @@ class CaseResult:
     def wrong_fields(self) -> list[str]:
         """Dotted paths of fields that were not correct."""
         return [f["field"] for f in self.fields if not f["correct"]]
+
+
+def run_key(result: CaseResult) -> tuple[str, str, str, int]:
+    """A result's (suite, variant, case_id, repeat), the order every report frame follows."""
+    return (result.suite, result.variant, result.case_id, result.repeat)

@@ -7,18 +7,13 @@ from collections.abc import Iterable, Sequence
 import numpy as np
 import pandas as pd
 
-from .results import CaseResult
+from .results import CaseResult, run_key
 
 RUN_KEYS = ["suite", "variant", "case_id", "repeat"]
 
 
 class DuplicateRunError(ValueError):
     """Two results for the same (suite, variant, case, repeat): a report would count the run twice."""
-
-
-def run_key(result: CaseResult) -> tuple[str, str, str, int]:
-    """A result's (suite, variant, case_id, repeat), the order every report frame follows."""
-    return (result.suite, result.variant, result.case_id, result.repeat)
 
 
 def in_report_order(results: Iterable[CaseResult]) -> list[CaseResult]:

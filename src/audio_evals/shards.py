@@ -22,7 +22,7 @@ from .cassettes import RecordMode
 from .engine import BatchInfo, BatchStatus, Run, SuiteInfo
 from .files import atomic_write, swap_folder
 from .project import Project
-from .results import CaseResult
+from .results import CaseResult, run_key
 from .run_info import git_commit
 
 SHARD_FORMAT = 1
@@ -81,7 +81,7 @@ def write_shard(run: Run, folder: Path) -> Path:
     if staging.exists():
         shutil.rmtree(staging)
     staging.mkdir(parents=True)
-    results = sorted(run.results, key=lambda r: (r.suite, r.variant, r.case_id, r.repeat))
+    results = sorted(run.results, key=run_key)
     atomic_write(staging / RESULTS_FILE, "".join(r.to_json() + "\n" for r in results))
     atomic_write(
         staging / SHARD_FILE, json.dumps(doc, indent=2, sort_keys=True, default=str) + "\n"
@@ -173,7 +173,7 @@ def merge_shards(folders: Sequence[Path], project: Project | None = None) -> Run
         if complete and info.loaded is not None:
             info.unused_interactions = info.loaded - len(info.played or ())
     results = [r for _, _, rs in sorted(read, key=lambda t: t[1]["shard"][0]) for r in rs]
-    keys = [(r.suite, r.variant, r.case_id, r.repeat) for r in results]
+    keys = [run_key(r) for r in results]
     if len(set(keys)) != len(keys):
         raise ShardError("the shards overlap: a case was run by two of them")
     return Run(
