@@ -26,12 +26,14 @@ def redact(text: str, secrets: Iterable[str] = ()) -> str:
     return _SECRET_QUERY.sub(r"\1***", text)
 
 
-def _short(text: str, limit: int = 500) -> str:
+def shorten(text: str, limit: int = 500) -> str:
+    """The text on one line (whitespace collapsed), cut to `limit` characters with an ellipsis."""
     text = " ".join(text.split())
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def _chain(exc: BaseException) -> list[BaseException]:
+def exception_chain(exc: BaseException) -> list[BaseException]:
+    """An exception and its causes and contexts, outermost first (each once)."""
     chain: list[BaseException] = []
     seen: set[int] = set()
     node: BaseException | None = exc
@@ -67,24 +69,24 @@ def _http_status(err: BaseException) -> tuple[int, str] | None:
 
 def classify(exc: BaseException, extractor: str) -> tuple[ErrorKind, str]:
     """The error kind of a failed extraction and its message, naming the extractor."""
-    chain = _chain(exc)
+    chain = exception_chain(exc)
     for err in chain:
         if isinstance(err, CannotOverwriteExistingCassetteException):
             explain = getattr(err.cassette, "explain_miss", None)
             why = explain(err.failed_request) if callable(explain) and err.failed_request else ""
             request = err.failed_request
             what = f"{request.method} {request.path}" if request is not None else "a request"
-            return ErrorKind.CASSETTE_MISS, _short(
+            return ErrorKind.CASSETTE_MISS, shorten(
                 f"{extractor} sent {what} that has no recorded answer" + (f": {why}" if why else "")
             )
         if isinstance(err, CassetteFormatError):
             return ErrorKind.CASSETTE_ERROR, str(err)
         if isinstance(err, NetworkBlocked):
-            return ErrorKind.NETWORK_BLOCKED, _short(f"{extractor}: {err}")
+            return ErrorKind.NETWORK_BLOCKED, shorten(f"{extractor}: {err}")
         if isinstance(err, ExtractorTimeout):
             return ErrorKind.TIMEOUT, str(err)
         if isinstance(err, WrongOutput):
-            return ErrorKind.WRONG_OUTPUT, _short(str(err))
+            return ErrorKind.WRONG_OUTPUT, shorten(str(err))
         if isinstance(err, NoTranscript):
             return ErrorKind.NO_TRANSCRIPT, str(err)
     import openai
@@ -98,18 +100,18 @@ def classify(exc: BaseException, extractor: str) -> tuple[ErrorKind, str]:
             return ErrorKind.TIMEOUT, f"{extractor}: the request timed out"
         status = _http_status(err)
         if status is not None:
-            return ErrorKind.HTTP, _short(f"{extractor}: HTTP {status[0]}: {status[1]}")
+            return ErrorKind.HTTP, shorten(f"{extractor}: HTTP {status[0]}: {status[1]}")
         if isinstance(err, openai.APIConnectionError) or type(err).__name__ in (
             "ConnectError",
             "ConnectionError",
         ):
-            return ErrorKind.CONNECTION, _short(f"{extractor}: {err or 'connection error'}")
+            return ErrorKind.CONNECTION, shorten(f"{extractor}: {err or 'connection error'}")
     failed = getattr(exc, "failed_attempts", None)
     if type(exc).__name__ == "InstructorRetryException" and failed:
         last = failed[-1].exception
-        return ErrorKind.VALIDATION, _short(f"{extractor}: {type(last).__name__}: {last}")
+        return ErrorKind.VALIDATION, shorten(f"{extractor}: {type(last).__name__}: {last}")
     where = user_frame(exc)
-    return ErrorKind.EXTRACTOR, _short(
+    return ErrorKind.EXTRACTOR, shorten(
         f"{extractor} raised {type(exc).__name__}: {exc}" + (f" (at {where})" if where else "")
     )
 

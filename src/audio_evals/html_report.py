@@ -19,7 +19,7 @@ from . import plots
 from .confusion import confusion_matrix
 from .files import atomic_write
 from .gates import FAILED, NOT_EVALUATED, PASSED, GateResult
-from .report import RECORD_FIELD, Report
+from .report import RECORD_FIELD, Report, percent, percent_interval
 from .run_info import RunInfo
 from .shown_cases import DEFAULT_MAX_CASE_ROWS, ShownCases, select_cases
 from .slices import DURATION, slice_values
@@ -56,16 +56,6 @@ class HtmlOptions:
 
 def _e(value: Any) -> str:
     return html.escape(str(value), quote=True)
-
-
-def _pct(x: Any) -> str:
-    return "–" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{100 * x:.1f}%"
-
-
-def _ci(lo: Any, hi: Any) -> str:
-    if any(v is None or (isinstance(v, float) and math.isnan(v)) for v in (lo, hi)):
-        return ""
-    return f"[{100 * lo:.0f}, {100 * hi:.0f}]"
 
 
 def _table(header: Sequence[str], rows: Sequence[Sequence[str]], cls: str = "") -> str:
@@ -169,12 +159,12 @@ def _fields_section(report: Report, suite: str, variants: Sequence[str]) -> str:
                 continue
             r = sel.iloc[0]
             text = (
-                f"{_pct(r['accuracy'])} {_ci(r['ci_low'], r['ci_high'])} n={int(r['n'])}"
+                f"{percent(r['accuracy'])} {percent_interval(r['ci_low'], r['ci_high'])} n={int(r['n'])}"
                 f" · score {r['mean_score']:.2f}"
             )
             if not math.isnan(r["presence_precision"]) or not math.isnan(r["presence_recall"]):
                 text += (
-                    f" · presence P {_pct(r['presence_precision'])} R {_pct(r['presence_recall'])}"
+                    f" · presence P {percent(r['presence_precision'])} R {percent(r['presence_recall'])}"
                     f" (missed {int(r['missed'])}, spurious {int(r['spurious'])})"
                 )
             cells.append(_td(text))
@@ -203,7 +193,7 @@ def _variants_section(report: Report, suite: str) -> str:
                 _td(r["model"]),
                 _td(r["pipeline"]),
                 _td(
-                    f"{_pct(r['exact_accuracy'])} {_ci(r['ci_low'], r['ci_high'])} n={int(r['n'])}"
+                    f"{percent(r['exact_accuracy'])} {percent_interval(r['ci_low'], r['ci_high'])} n={int(r['n'])}"
                 ),
                 _td(int(r["errors"]), "num"),
                 _td(
@@ -211,7 +201,7 @@ def _variants_section(report: Report, suite: str) -> str:
                     "num",
                 ),
                 _td("unknown" if _num(cost) is None else f"${cost:.2f}", "num"),
-                _td(_pct(r["wer"]), "num"),
+                _td(percent(r["wer"]), "num"),
             ]
         )
     header = ["variant", "model", "pipeline", "exact record", "errors", "latency p50 / p95 ms"]
@@ -246,8 +236,8 @@ def _comparison_section(report: Report, suite: str) -> str:
                 _td(r["field"]),
                 _td(f"{r['variant_b']} vs {r['variant_a']}"),
                 _td(int(r["n"]), "num"),
-                _td(f"{_pct(r['accuracy_a'])} → {_pct(r['accuracy_b'])}"),
-                _td(f"{100 * r['diff']:+.1f} pts {_ci(r['ci_low'], r['ci_high'])}"),
+                _td(f"{percent(r['accuracy_a'])} → {percent(r['accuracy_b'])}"),
+                _td(f"{100 * r['diff']:+.1f} pts {percent_interval(r['ci_low'], r['ci_high'])}"),
                 _td(f"{r['p_value']:.3g}", "num"),
                 _td(f"{r['p_adjusted']:.3g}", "num"),
                 _td("none" if _num(r["mdd"]) is None else f"≥ {100 * r['mdd']:.0f} pts", "num"),
@@ -387,10 +377,10 @@ def _ablation_section(report: Report, suite: str) -> str:
         [
             _td(r["field"]),
             _td(r["audio_variant"]),
-            _td(_pct(r["accuracy_audio"]), "num"),
+            _td(percent(r["accuracy_audio"]), "num"),
             _td(r["text_variant"]),
-            _td(_pct(r["accuracy_text"]), "num"),
-            _td(_pct(r["error_remaining_as_text"]), "num"),
+            _td(percent(r["accuracy_text"]), "num"),
+            _td(percent(r["error_remaining_as_text"]), "num"),
         ]
         for _, r in sel.iterrows()
     ]

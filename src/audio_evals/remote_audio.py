@@ -42,7 +42,7 @@ from .audio import AudioFileError, probe
 from .audio_cache import AudioCache, EntryState, file_digest, hash_file
 from .dataset_settings import DatasetSettings
 from .datasets import Case, Dataset, read_dataset
-from .failures import redact
+from .failures import redact, shorten
 from .limits import CHAT_AUDIO_FORMATS, AudioLimits
 from .problems import Problem, ProblemKind
 from .remote_sources import RemoteAudio
@@ -563,8 +563,7 @@ def _reason(exc: Exception, remote: RemoteAudio, timeout: float) -> str:
     if query:
         text = text.replace(query, "…")
     text = redact(text, [os.environ[n] for n in _CREDENTIAL_ENV if os.environ.get(n)])
-    text = " ".join(text.split())
-    return text if len(text) <= 300 else text[:299] + "…"
+    return shorten(text, 300)
 
 
 async def _close_async(fs: Any) -> None:

@@ -748,11 +748,13 @@ class Report:
         return out
 
 
-def _pct(x: float) -> str:
+def percent(x: float | None) -> str:
+    """A rate as `12.3%` ('–' when there is none)."""
     return "–" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{100 * x:.1f}%"
 
 
-def _ci(lo: float, hi: float) -> str:
+def percent_interval(lo: float | None, hi: float | None) -> str:
+    """An interval of rates as `[10, 40]` ('' when there is none)."""
     if any(v is None or (isinstance(v, float) and math.isnan(v)) for v in (lo, hi)):
         return ""
     return f"[{100 * lo:.0f}, {100 * hi:.0f}]"
@@ -776,11 +778,11 @@ def field_table(fields: pd.DataFrame, suite: str, markdown: bool = False) -> str
                 continue
             r0 = r.iloc[0]
             if markdown:
-                cell = f"{_pct(r0['accuracy'])} {_ci(r0['ci_low'], r0['ci_high'])} n={int(r0['n'])}"
+                cell = f"{percent(r0['accuracy'])} {percent_interval(r0['ci_low'], r0['ci_high'])} n={int(r0['n'])}"
                 if r0["missed"] or r0["spurious"]:
                     cell += f" (missed {int(r0['missed'])}, spurious {int(r0['spurious'])})"
             else:
-                cell = f"{_pct(r0['accuracy'])} {_ci(r0['ci_low'], r0['ci_high'])}"
+                cell = f"{percent(r0['accuracy'])} {percent_interval(r0['ci_low'], r0['ci_high'])}"
                 ns.add(int(r0["n"]))
             row[v] = cell
         table.append(row)
@@ -803,7 +805,7 @@ def variant_table(variants: pd.DataFrame, suite: str) -> str:
                 "variant": r["variant"],
                 "model": r["model"],
                 "pipeline": r["pipeline"],
-                "exact record": f"{_pct(r['exact_accuracy'])} {_ci(r['ci_low'], r['ci_high'])} n={int(r['n'])}",
+                "exact record": f"{percent(r['exact_accuracy'])} {percent_interval(r['ci_low'], r['ci_high'])} n={int(r['n'])}",
                 "errors": int(r["errors"]),
                 "latency mean/p50/p95 ms": f"{r['latency_mean_ms']:.0f} / {r['latency_p50_ms']:.0f} / "
                 f"{r['latency_p95_ms']:.0f} ({r['latency_source']})",
@@ -811,7 +813,7 @@ def variant_table(variants: pd.DataFrame, suite: str) -> str:
                 f" / {r['output_tokens_per_case']:.0f}",
                 "cost / case": "unknown" if math.isnan(cost) else f"${cost:.5f}",
                 "cost / 1k cases": "unknown" if math.isnan(cost) else f"${1000 * cost:.2f}",
-                "WER": _pct(r["wer"]),
+                "WER": percent(r["wer"]),
             }
         )
     return pd.DataFrame(rows).to_markdown(index=False) if rows else "(no results)"
@@ -827,9 +829,9 @@ def comparison_table(comp: pd.DataFrame) -> str:
                 "A": r["variant_a"],
                 "B": r["variant_b"],
                 "n": int(r["n"]),
-                "A acc": _pct(r["accuracy_a"]),
-                "B acc": _pct(r["accuracy_b"]),
-                "B - A": f"{100 * r['diff']:+.1f} pts {_ci(r['ci_low'], r['ci_high'])}",
+                "A acc": percent(r["accuracy_a"]),
+                "B acc": percent(r["accuracy_b"]),
+                "B - A": f"{100 * r['diff']:+.1f} pts {percent_interval(r['ci_low'], r['ci_high'])}",
                 "p": f"{r['p_value']:.3g}",
                 "p (Holm)": f"{r['p_adjusted']:.3g}",
                 "detectable": _mdd(r["mdd"]),
@@ -855,8 +857,8 @@ def quality_table(fields: pd.DataFrame, suite: str) -> str:
                 "variant": r["variant"],
                 "field": r["field"],
                 "partial credit": f"{r['mean_score']:.3f}",
-                "presence precision": _pct(r["presence_precision"]) if optional else "",
-                "presence recall": _pct(r["presence_recall"]) if optional else "",
+                "presence precision": percent(r["presence_precision"]) if optional else "",
+                "presence recall": percent(r["presence_recall"]) if optional else "",
                 "missed / spurious": f"{int(r['missed'])} / {int(r['spurious'])}"
                 if optional
                 else "",
@@ -873,10 +875,10 @@ def ablation_table(abl: pd.DataFrame) -> str:
             {
                 "field": r["field"],
                 "audio variant": r["audio_variant"],
-                "audio acc": _pct(r["accuracy_audio"]),
+                "audio acc": percent(r["accuracy_audio"]),
                 "text variant": r["text_variant"],
-                "text acc": _pct(r["accuracy_text"]),
-                "error left as text": _pct(r["error_remaining_as_text"]),
+                "text acc": percent(r["accuracy_text"]),
+                "error left as text": percent(r["error_remaining_as_text"]),
             }
         )
     return pd.DataFrame(rows).to_markdown(index=False)

@@ -14,6 +14,7 @@ from typing import Any
 from .audio_tools import ToolError
 from .cassettes import CannotOverwriteExistingCassetteException, RecordMode, open_cassette
 from .dataset_files import audio_file_name, writing_dataset
+from .failures import exception_chain
 from .problems import ProblemList
 from .synth_spec import SynthSpec, Utterance, load_spec
 from .tts import (
@@ -106,14 +107,9 @@ def default_cassette(spec_path: Path) -> Path:
 
 
 def _cassette_miss(exc: BaseException) -> bool:
-    seen: set[int] = set()
-    node: BaseException | None = exc
-    while node is not None and id(node) not in seen:
-        if isinstance(node, CannotOverwriteExistingCassetteException):
-            return True
-        seen.add(id(node))
-        node = node.__cause__ or node.__context__
-    return False
+    return any(
+        isinstance(e, CannotOverwriteExistingCassetteException) for e in exception_chain(exc)
+    )
 
 
 def _fetch_openai(
