@@ -8,6 +8,9 @@ import shutil
 import subprocess
 from collections.abc import Sequence
 
+PEAK_DBFS = -3.0
+"""Peak level every synthesised and every degraded clip is normalised to."""
+
 # program -> the Debian package that provides it
 DEBIAN_PACKAGES: dict[str, str] = {"sox": "sox", "flite": "flite", "espeak-ng": "espeak-ng"}
 

@@ -27,7 +27,7 @@ class PlanBlock:
 
     condition: Condition
     audio_format: AudioFormat | None = None
-    ids: tuple[str, ...] = ()
+    ids: frozenset[str] = frozenset()
     where: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
     def selects(self, row: MetadataRow) -> bool:
@@ -164,7 +164,7 @@ def load_plan(path: str | Path) -> Plan:
             PlanBlock(
                 condition,
                 _format(block.get("format"), path, f"{where}.format", problems),
-                tuple(ids),
+                frozenset(ids),
                 selection,
             )
         )

@@ -12,10 +12,8 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from .audio_tools import ToolError, require_sox_format, run_program
+from .audio_tools import PEAK_DBFS, ToolError, require_sox_format, run_program
 
-PEAK_DBFS = -3.0
-"""Peak level of every degraded clip."""
 TELEPHONE_RATE = 8000
 TELEPHONE_BAND = "300-3400"
 MP3_KBPS = 24

@@ -197,8 +197,6 @@ def run_fetch(args: argparse.Namespace) -> int:
 
 def run_schema(args: argparse.Namespace) -> int:
     """`audio-evals schema [DATASET] --model module:Class`."""
-    import json
-
     from .schema import row_schema, write_schema
 
     try:

@@ -42,9 +42,12 @@ def duration_bucket(seconds: float | None) -> str:
     return f"≥ {DURATION_EDGES[-1]:g} s"
 
 
+_BUCKET_LABELS = [duration_bucket(edge) for edge in DURATION_EDGES]
+"""The bucket labels in order (the bucket each edge opens; the last is open-ended)."""
+
+
 def _bucket_order(label: str) -> int:
-    labels = [duration_bucket(edge) for edge in DURATION_EDGES]
-    return labels.index(label) if label in labels else len(labels)
+    return _BUCKET_LABELS.index(label) if label in _BUCKET_LABELS else len(_BUCKET_LABELS)
 
 
 def duration_buckets(seconds: pd.Series) -> np.ndarray:
@@ -53,9 +56,8 @@ def duration_buckets(seconds: pd.Series) -> np.ndarray:
         return np.array([duration_bucket(s) for s in seconds.tolist()], dtype=object)
     values = seconds.to_numpy(dtype=float)
     # edges at or below each value: 1..5 is bucket 0..4; 6 (and 0, below the first edge) is the last
-    labels = [duration_bucket(edge) for edge in DURATION_EDGES]
     above = np.searchsorted(np.asarray(DURATION_EDGES), values, side="right") - 1
-    out = np.asarray(labels, dtype=object)[above]
+    out = np.asarray(_BUCKET_LABELS, dtype=object)[above]
     out[np.isnan(values)] = UNKNOWN_DURATION
     return out
 

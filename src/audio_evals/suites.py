@@ -540,7 +540,7 @@ def suite_from_mapping(
         scoring=dict(data.get("scoring", {})),
         gates=dict(data.get("gates", {})),
         pricing=dict(data.get("pricing", {})),
-        cluster_by=data.get("cluster_by"),
+        cluster_by=cluster_by,
         baseline=data.get("baseline"),
         source=source,
     )

@@ -12,6 +12,7 @@ import numpy as np
 import soundfile as sf
 
 from .audio_tools import (
+    PEAK_DBFS,
     ToolError,
     espeak_voice_exists,
     flite_voices,
@@ -21,8 +22,6 @@ from .audio_tools import (
 
 CLEAN_RATE = 16000
 """Sample rate of every synthesised clip (16-bit mono WAV)."""
-PEAK_DBFS = -3.0
-"""Peak level every clip is normalised to."""
 MAX_PAUSE_S = 0.3
 """Pauses longer than this are shortened to it (keeps clips small, voices alike)."""
 PAD_S = 0.1
