@@ -68,6 +68,15 @@ def atomic_copy(source: Path, path: Path) -> None:
         raise
 
 
+def staging_for(target: Path) -> Path:
+    """Where a folder is built before swap_folder puts it in place of `target` (a leftover one
+    from an interrupted write is removed)."""
+    staging = target.with_name(f".{target.name}.tmp")
+    if staging.exists():
+        shutil.rmtree(staging)
+    return staging
+
+
 def swap_folder(staging: Path, target: Path) -> None:
     """Put the finished folder `staging` in place of `target` (a reader never sees a half-written one)."""
     old = target.with_name(f".{target.name}.old")

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .files import atomic_write, swap_folder
+from .files import atomic_write, staging_for, swap_folder
 from .html_report import AudioMode, HtmlOptions, HtmlPage, build_page
 from .report import Report
 from .run_info import RUN_INFO, RunInfo
@@ -65,11 +65,14 @@ class ReportSettings:
         )
 
 
-def write_folder(report: Report, folder: Path, info: RunInfo, page: HtmlPage) -> None:
-    """Write one report folder: the CSVs and summary.md, run.json and report.html, each atomically."""
+def write_folder(
+    report: Report, folder: Path, info: RunInfo, page: HtmlPage, links_from: Path | None = None
+) -> None:
+    """Write one report folder: the CSVs and summary.md, run.json and report.html, each atomically
+    (report.html's links working from `links_from`, default: that folder)."""
     report.write(folder, headline=info.headline, gates=info.gates)
     atomic_write(folder / RUN_INFO, info.to_json())
-    page.write(folder)
+    page.write(folder, links_from=links_from)
 
 
 def publish(
@@ -86,9 +89,7 @@ def publish(
     run = reports_dir / "runs" / stamp
     write_folder(report, run, info, page)
     latest = reports_dir / "latest"
-    staging = reports_dir / ".latest.tmp"
-    if staging.exists():
-        shutil.rmtree(staging)
+    staging = staging_for(latest)
     shutil.copytree(run, staging)
     page.write(staging, links_from=latest)
     swap_folder(staging, latest)
@@ -99,12 +100,7 @@ def publish_folder(
     report: Report, folder: Path, info: RunInfo, options: HtmlOptions | None = None
 ) -> Path:
     """Write one report folder (e.g. the `-o` of `audio-evals merge`), swapped in whole."""
-    staging = folder.with_name(f".{folder.name}.tmp")
-    if staging.exists():
-        shutil.rmtree(staging)
-    page = build_page(report, info, options)
-    report.write(staging, headline=info.headline, gates=info.gates)
-    atomic_write(staging / RUN_INFO, info.to_json())
-    page.write(staging, links_from=folder)
+    staging = staging_for(folder)
+    write_folder(report, staging, info, build_page(report, info, options), links_from=folder)
     swap_folder(staging, folder)
     return folder

@@ -11,7 +11,6 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
-import shutil
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict
 from pathlib import Path
@@ -20,7 +19,7 @@ from typing import Any
 from . import __version__
 from .cassettes import RecordMode
 from .engine import BatchInfo, BatchStatus, Run, SuiteInfo
-from .files import atomic_write, swap_folder
+from .files import atomic_write, staging_for, swap_folder
 from .project import Project
 from .results import CaseResult, run_key
 from .run_info import git_commit
@@ -77,9 +76,7 @@ def write_shard(run: Run, folder: Path) -> Path:
         "suites": {name: asdict(info) for name, info in sorted(run.suites.items())},
         "batches": [asdict(b) for b in run.batches.values()],
     }
-    staging = folder.with_name(f".{folder.name}.tmp")
-    if staging.exists():
-        shutil.rmtree(staging)
+    staging = staging_for(folder)
     staging.mkdir(parents=True)
     results = sorted(run.results, key=run_key)
     atomic_write(staging / RESULTS_FILE, "".join(r.to_json() + "\n" for r in results))
