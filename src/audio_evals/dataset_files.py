@@ -78,7 +78,7 @@ def read_rows(path: str | Path) -> RawDataset:
     rows: list[MetadataRow] = []
     seen: dict[str, int] = {}
     resolved_root = root.resolve()
-    remote_root = read_settings(root)[0].remote.root
+    remote = read_settings(root)[0].remote
     for lineno, line_bytes in enumerate(raw.removeprefix(b"\xef\xbb\xbf").splitlines(), start=1):
         if not line_bytes.strip():
             continue
@@ -119,12 +119,12 @@ def read_rows(path: str | Path) -> RawDataset:
             if not isinstance(file_name, str) or not file_name:
                 problems.add(meta, lineno, "file_name", "must be a non-empty relative path")
                 ok = False
-            elif remote_root is not None or is_url(file_name):
+            elif remote.is_remote(file_name):
                 problems.add(
                     meta,
                     lineno,
                     "file_name",
-                    f"remote audio ({shown_url(file_name if is_url(file_name) else remote_root)}): "
+                    f"remote audio ({shown_url(file_name if is_url(file_name) else str(remote.root))}): "
                     "this command reads audio in the dataset folder only",
                     ProblemKind.REMOTE,
                 )

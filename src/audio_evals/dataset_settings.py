@@ -63,6 +63,10 @@ class RemoteSettings:
     timeout: float = 300.0
     options: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
+    def is_remote(self, file_name: str) -> bool:
+        """Whether a row's audio is read through fsspec (a URL, or any row under a remote root)."""
+        return self.root is not None or is_url(file_name)
+
 
 @dataclass(frozen=True)
 class DatasetSettings:

@@ -394,9 +394,7 @@ class _RowReader:
     def _is_remote(self, file_name: Any) -> bool:
         if not isinstance(file_name, str) or not file_name.strip() or "\x00" in file_name:
             return False  # _audio names the problem
-        if self.settings.remote.root is None and "://" not in file_name:
-            return False  # the common case, decided without importing anything
-        return self.remote.is_remote(file_name)
+        return self.settings.remote.is_remote(file_name)
 
     def _remote_audio(
         self, line: int, file_name: str

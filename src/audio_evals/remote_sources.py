@@ -83,10 +83,6 @@ class RemoteRows:
         self.cache = AudioCache(cache_root(settings.cache, dataset_root))
         self._backends: dict[str, str | None] = {}
 
-    def is_remote(self, file_name: str) -> bool:
-        """Whether this row's audio is read through fsspec rather than from the dataset folder."""
-        return self.settings.root is not None or is_url(file_name)
-
     def resolve(self, file_name: str) -> tuple[RemoteAudio, Path]:
         """The row's remote audio and its file in the cache; RemoteRowError when it cannot be used."""
         if is_url(file_name):
