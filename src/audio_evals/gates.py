@@ -378,6 +378,8 @@ def _variant_rules(
 ) -> list[GateResult]:
     out: list[GateResult] = []
     variants = report.variants
+    if not variants.empty:
+        variants = variants.assign(error_rate=variants["errors"] / variants["n"])
     checks = (
         ("max_error_rate", rule.max_error_rate, "error_rate", "<="),
         ("min_exact_accuracy", rule.min_exact_accuracy, "exact_accuracy", ">="),
@@ -399,11 +401,7 @@ def _variant_rules(
                         out.append(GateResult(name, FAILED, None, threshold, "never scored"))
                         continue
                     r = row.iloc[0]
-                    value = (
-                        float(r["errors"]) / float(r["n"])
-                        if column == "error_rate"
-                        else float(r[column])
-                    )
+                    value = float(r[column])
                     if column == "exact_accuracy" and rule.on == "lower_bound":
                         value = float(r["ci_low"])
                     if math.isnan(value):
