@@ -156,14 +156,15 @@ def _route(request: Any) -> tuple[str, str]:
 MatchKey = tuple[str, str, str, bytes]
 
 
-def match_key(request: Any, *, stored: bool = False) -> MatchKey:
-    """What decides an answer: the case and repeat, method, path (with query), normalised body digest."""
+def match_key(request: Any, *, stored: bool = False, body: bytes | None = None) -> MatchKey:
+    """What decides an answer: the case and repeat, method, path (with query), normalised body
+    digest (`body`: the normalised body when the caller has it)."""
     method, path = _route(request)
     return (
         _case_of(request, stored=stored),
         method,
         path,
-        hashlib.sha256(_normalised(request)).digest(),
+        hashlib.sha256(_normalised(request) if body is None else body).digest(),
     )
 
 
@@ -317,6 +318,7 @@ class IndexedCassette(Cassette):
         self._unparsed = 0
         self._merged_unparsed: list[int] = []
         self.attempts = 0  # requests that reached this cassette to be recorded (kept or not)
+        self._last_asked: tuple[Any, bytes, MatchKey] | None = None
         super().__init__(*args, **kwargs)
 
     def _load(self) -> None:
@@ -392,9 +394,18 @@ class IndexedCassette(Cassette):
             self._parse(index)
         self._by_case.clear()
 
+    def _asked(self, request: Any) -> tuple[bytes, MatchKey]:
+        """A live request's normalised body and match key, worked out once: vcrpy asks whether it
+        can answer, then for the answer, and the answer is reported with the requested model."""
+        last = self._last_asked
+        if last is None or last[0] is not request:
+            body = _normalised(request)
+            last = self._last_asked = (request, body, match_key(request, body=body))
+        return last[1], last[2]
+
     def _key(self, request: Any) -> MatchKey:
         """The request's match key, once every interaction that could answer it is parsed."""
-        key = match_key(request)
+        key = self._asked(request)[1]
         if self._unparsed:
             for index in self._by_case.pop(key[0], ()):
                 self._parse(index)
@@ -486,7 +497,7 @@ class IndexedCassette(Cassette):
         observe(
             request.method.upper(),
             urlsplit(request.uri).path,
-            requested_model(_normalised(request)),
+            requested_model(self._asked(request)[0]),
             response,
             latency_ms=latency_of(response),
             replayed=True,
