@@ -44,16 +44,24 @@ def redact_record(record: logging.LogRecord, secrets: Iterable[str]) -> None:
 
 @contextlib.contextmanager
 def redacted_logs(secrets: Callable[[], Iterable[str]]) -> Iterator[None]:
-    """Redact every log record created inside this block, whatever logger or handler it goes to."""
+    """Redact every log record created inside this block, whatever logger or handler it goes to
+    (inside a block that already redacts with the same secrets, nothing is added: a batch run
+    under pytest's session-long block redacts each record once)."""
     with _factory_lock:
         previous = logging.getLogRecordFactory()
+        nested = getattr(previous, "redacts_with", None) == secrets
+        if not nested:
 
-        def factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
-            record = previous(*args, **kwargs)
-            redact_record(record, secrets())
-            return record
+            def factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
+                record = previous(*args, **kwargs)
+                redact_record(record, secrets())
+                return record
 
-        logging.setLogRecordFactory(factory)
+            factory.redacts_with = secrets  # type: ignore[attr-defined]
+            logging.setLogRecordFactory(factory)
+    if nested:
+        yield
+        return
     try:
         yield
     finally:
