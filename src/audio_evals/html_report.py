@@ -518,16 +518,20 @@ def _suite_data(
     }
 
 
-def _clip_sources(clips: _Clips, mode: AudioMode, options: HtmlOptions) -> tuple[bool, list[str]]:
-    """Whether clips are embedded, and each clip's data: URI when they are."""
-    present = [p for p in clips.paths if p.is_file()]
-    total = sum(p.stat().st_size for p in present)
-    embed = mode == AudioMode.EMBED or (mode == AudioMode.AUTO and total <= options.embed_max_bytes)
+def _clip_sources(
+    clips: _Clips, present: Sequence[bool], mode: AudioMode, options: HtmlOptions
+) -> tuple[bool, list[str]]:
+    """Whether clips are embedded, and each clip's data: URI when they are (`present`: whether
+    each clip's file exists)."""
+    if mode == AudioMode.LINK:
+        return False, []
+    total = sum(p.stat().st_size for p, here in zip(clips.paths, present, strict=True) if here)
+    embed = mode == AudioMode.EMBED or total <= options.embed_max_bytes
     if not embed:
         return False, []
     sources = []
-    for path in clips.paths:
-        if not path.is_file():
+    for path, here in zip(clips.paths, present, strict=True):
+        if not here:
             sources.append("")
             continue
         mime = MIME.get(path.suffix.lower(), "application/octet-stream")
@@ -546,6 +550,7 @@ class HtmlPage:
     bottom: str
     data: Mapping[str, Any]
     clips: tuple[Path, ...]
+    present: tuple[bool, ...]  # whether each clip's file exists (checked once, at build_page)
     embedded: tuple[str, ...] | None
     root: Path
 
@@ -564,7 +569,7 @@ class HtmlPage:
             shown = _display_path(path, self.root)
             if self.embedded is not None:
                 audio.append([shown, self.embedded[i]])
-            elif not path.is_file():
+            elif not self.present[i]:
                 audio.append([shown, ""])
             elif not os.path.isabs(shown):  # under the root: the prefix and the shown path
                 audio.append([shown, None])
@@ -658,12 +663,14 @@ def build_page(report: Report, info: RunInfo, options: HtmlOptions | None = None
         f"<nav>{''.join(nav)}</nav><main>{gates_html}{''.join(sections)}{not_run}</main>"
     )
     bottom = f"<script>{_asset('report.js')}</script></body></html>\n"
-    embedded, sources = _clip_sources(clips, options.audio, options)
+    present = tuple(p.is_file() for p in clips.paths)
+    embedded, sources = _clip_sources(clips, present, options.audio, options)
     return HtmlPage(
         top=top,
         bottom=bottom,
         data={"suites": data_suites},
         clips=tuple(clips.paths),
+        present=present,
         embedded=tuple(sources) if embedded else None,
         root=root,
     )
