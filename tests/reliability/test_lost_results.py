@@ -308,6 +308,12 @@ def test_an_unreadable_cassette_fails_its_batch_once_and_the_other_batches_run(
 
 
 def test_a_variant_typo_is_a_usage_error_and_nothing_else(project: Path) -> None:
+    """The gates name the variants they judge (as the demo's do), so a selection that ran none of
+    them would have something to report: a typo must still end in the usage error alone."""
+    pyproject = project / "pyproject.toml"
+    text = pyproject.read_text(encoding="utf-8")
+    head = "[tool.audio-evals.gates]\n"
+    pyproject.write_text(text.replace(head, head + 'variants = ["a", "b"]\n'), encoding="utf-8")
     proc = run_pytest(project, "evals", "--variant", "bb")
     assert proc.returncode == pytest.ExitCode.USAGE_ERROR, both(proc)
     assert "--variant 'bb' matches no variant; known: a, b" in proc.stderr
